@@ -1,0 +1,87 @@
+/* hakmem: a general-purpose memory allocator with first-class private heaps.
+ *
+ * Every function is thread-safe. Blocks are at least 16-byte aligned. Failed calls return NULL and set errno
+ * (ENOMEM for sizes that overflow or when memory or a heap's limit is exhausted, EINVAL for an alignment that
+ * is not a power of two); nothing already allocated is harmed by a failed call. */
+#ifndef HAKMEM_HAKMEM_H
+#define HAKMEM_HAKMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define HAK_API __attribute__((visibility("default")))
+#define HAK_MALLOC_ATTR __attribute__((malloc, warn_unused_result))
+#else
+#define HAK_API
+#define HAK_MALLOC_ATTR
+#endif
+
+#define HAKMEM_VERSION_MAJOR 0
+#define HAKMEM_VERSION_MINOR 1
+#define HAKMEM_VERSION_PATCH 0
+
+/* ---- default heap ---- */
+HAK_API HAK_MALLOC_ATTR void *hak_alloc(size_t size);
+HAK_API HAK_MALLOC_ATTR void *hak_calloc(size_t count, size_t size);
+HAK_API void *hak_realloc(void *p, size_t size);
+HAK_API HAK_MALLOC_ATTR void *hak_aligned_alloc(size_t alignment, size_t size);
+HAK_API void hak_free(void *p);                /* any block, any heap, any thread; NULL is a no-op */
+HAK_API size_t hak_usable_size(const void *p); /* >= requested size; 0 for NULL */
+
+/* ---- private heaps ---- */
+typedef struct hak_heap_s hak_heap_t;
+typedef struct hak_heap_options_s {
+    size_t limit_bytes; /* 0 = unlimited; memory the heap may hold from the OS */
+    const char *name;   /* shown in stats; copied */
+} hak_heap_options_t;
+
+HAK_API hak_heap_t *hak_heap_create(const hak_heap_options_t *opts); /* opts may be NULL */
+HAK_API void hak_heap_destroy(hak_heap_t *heap); /* frees every block of the heap at once */
+HAK_API hak_heap_t *hak_heap_default(void);
+HAK_API HAK_MALLOC_ATTR void *hak_heap_alloc(hak_heap_t *heap, size_t size);
+HAK_API HAK_MALLOC_ATTR void *hak_heap_calloc(hak_heap_t *heap, size_t count, size_t size);
+HAK_API void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size);
+HAK_API HAK_MALLOC_ATTR void *hak_heap_aligned_alloc(hak_heap_t *heap, size_t alignment, size_t size);
+HAK_API hak_heap_t *hak_heap_of(const void *p); /* owning heap, or NULL if hakmem does not own p */
+
+/* ---- statistics ---- */
+#define HAK_STATS_NAME_MAX 64
+#define HAK_STATS_CLASSES_MAX 64
+
+typedef struct hak_class_stats_s {
+    uint64_t block_size;   /* 0 = unused entry */
+    uint64_t live_blocks;  /* blocks handed out and not yet freed */
+    uint64_t slabs;        /* slabs (or spans) of this class held */
+} hak_class_stats_t;
+
+typedef struct hak_stats_s {
+    size_t size;                 /* set by the caller to sizeof(hak_stats_t); the library fills what fits */
+    char name[HAK_STATS_NAME_MAX];
+    uint64_t live_blocks;        /* all tiers */
+    uint64_t live_bytes;         /* usable bytes of live blocks */
+    uint64_t peak_live_bytes;    /* highest live_bytes seen by a stats walk or at a slab/span/large event */
+    uint64_t reserved_bytes;     /* address space held from the OS */
+    uint64_t committed_bytes;    /* of which possibly backed by memory (not purged) */
+    uint64_t cached_bytes;       /* held but free: empty slabs, spans, cached large mappings */
+    uint64_t large_blocks;       /* blocks served by their own mapping */
+    uint64_t large_bytes;
+    uint64_t limit_bytes;        /* 0 = unlimited */
+    uint64_t heap_count;         /* process stats: live heaps, including the default one */
+    uint32_t class_count;        /* entries used in classes[] */
+    hak_class_stats_t classes[HAK_STATS_CLASSES_MAX];
+} hak_stats_t;
+
+HAK_API int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out); /* heap == NULL: whole process; 0 = ok */
+HAK_API void hak_stats_print(FILE *out, int json);
+HAK_API void hak_collect(int force); /* give cached and empty memory back to the OS now */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HAKMEM_HAKMEM_H */

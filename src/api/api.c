@@ -1,0 +1,205 @@
+/* The public allocation API: routes each call by size (slab classes or large blocks) and by the region map
+ * for pointers. Bad input fails with errno, misuse of pointers is reported. */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "api/error.h"
+#include "bigcache/bigcache.h"
+#include "bigcache/large.h"
+#include "heap/heap.h"
+#include "heap/theap.h"
+#include "os/os.h"
+#include "tiny/tiny.h"
+
+#define HAK_MIN_ALIGN 16
+
+static hak_noinline void *alloc_large(hak_heap_impl_t *heap, size_t size, size_t align, bool zero) {
+    if (size > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    hak_init();
+    return hak_large_alloc(heap, size, align, zero);
+}
+
+static inline void *heap_alloc(hak_heap_impl_t *heap, size_t size) {
+    hak_theap_t *th = hak_theap_get(heap);
+    if (hak_unlikely(th == NULL)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (hak_likely(size <= HAK_SLAB_MAX_SIZE))
+        return hak_slab_alloc(th, size);
+    return alloc_large(heap, size, 0, false);
+}
+
+void *hak_alloc(size_t size) {
+    if (hak_likely(size <= HAK_SLAB_MAX_SIZE))
+        return hak_slab_alloc(hak_tls_theap, size);
+    return alloc_large(&hak_heap_main, size, 0, false);
+}
+
+void *hak_heap_alloc(hak_heap_t *heap, size_t size) { return heap_alloc(heap ? heap : &hak_heap_main, size); }
+
+static hak_cold void free_not_slab(void *p, unsigned kind) {
+    if (p == NULL)
+        return;
+    if (kind == HAK_REGION_NONE) {
+        hak_report_invalid("free of a pointer hakmem does not own", p);
+        return;
+    }
+    hak_large_t *h = hak_large_of(p, kind);
+    if (h == NULL) {
+        hak_report_invalid("free of an interior pointer of a large block", p);
+        return;
+    }
+    hak_large_free(h);
+}
+
+void hak_free(void *p) {
+    unsigned kind = hak_region_kind(p);
+    if (hak_likely(kind == HAK_REGION_SUPERSLAB)) {
+        hak_slab_free(hak_ss_of(p), p);
+        return;
+    }
+    free_not_slab(p, kind);
+}
+
+/* Usable size without reporting; 0 if p is not a live block. */
+static size_t usable_size_quiet(const void *p, unsigned kind) {
+    if (kind == HAK_REGION_SUPERSLAB)
+        return hak_slab_usable_size(hak_ss_of(p), p);
+    if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR) {
+        hak_large_t *h = hak_large_of(p, kind);
+        return h ? (size_t)(h->map_base + h->map_size - (const uint8_t *)p) : 0;
+    }
+    return 0;
+}
+
+size_t hak_usable_size(const void *p) {
+    if (p == NULL)
+        return 0;
+    size_t n = usable_size_quiet(p, hak_region_kind(p));
+    if (n == 0)
+        hak_report_invalid("usable size of a pointer hakmem does not own", p);
+    return n;
+}
+
+hak_heap_t *hak_heap_of(const void *p) {
+    unsigned kind = hak_region_kind(p);
+    if (p == NULL || usable_size_quiet(p, kind) == 0)
+        return NULL;
+    if (kind == HAK_REGION_SUPERSLAB)
+        return __atomic_load_n(&hak_ss_of(p)->heap, __ATOMIC_RELAXED);
+    return hak_large_of(p, kind)->heap;
+}
+
+static void *calloc_in(hak_heap_impl_t *heap, size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total) || total > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (total > HAK_SLAB_MAX_SIZE)
+        return alloc_large(heap, total, 0, true);
+    void *p = heap_alloc(heap, total);
+    if (p != NULL)
+        memset(p, 0, total);
+    return p;
+}
+
+void *hak_calloc(size_t count, size_t size) { return calloc_in(&hak_heap_main, count, size); }
+void *hak_heap_calloc(hak_heap_t *heap, size_t count, size_t size) {
+    return calloc_in(heap ? heap : &hak_heap_main, count, size);
+}
+
+/* Aligned allocation. Small requests first try a block whose class is a multiple of the alignment (blocks
+ * of such classes are usually aligned already); otherwise they over-allocate and return an aligned pointer
+ * inside the block, flagging the slab so frees round down to the block start. */
+static void *aligned_in(hak_heap_impl_t *heap, size_t align, size_t size) {
+    if (!hak_is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (size > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (align <= HAK_MIN_ALIGN)
+        return heap_alloc(heap, size);
+    if (size <= HAK_SLAB_MAX_SIZE && hak_class_size(hak_size_class(size)) % align == 0) {
+        void *p = heap_alloc(heap, size);
+        if (p == NULL || ((uintptr_t)p & (align - 1)) == 0)
+            return p;
+        hak_free(p);
+    }
+    if (align <= HAK_SLAB_MAX_SIZE && size + align - HAK_MIN_ALIGN <= HAK_SLAB_MAX_SIZE) {
+        uint8_t *p = heap_alloc(heap, size + align - HAK_MIN_ALIGN);
+        if (p == NULL)
+            return NULL;
+        uint8_t *q = (uint8_t *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
+        if (q != p) {
+            hak_superslab_t *ss = hak_ss_of(p);
+            hak_slab_t *s = hak_slab_of(ss, p);
+            if (!(s->flags & HAK_SLAB_HAS_ALIGNED)) /* we own this slab: it served our thread heap */
+                hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SLAB_HAS_ALIGNED));
+        }
+        return q;
+    }
+    return alloc_large(heap, size, align, false);
+}
+
+void *hak_aligned_alloc(size_t alignment, size_t size) { return aligned_in(&hak_heap_main, alignment, size); }
+void *hak_heap_aligned_alloc(hak_heap_t *heap, size_t alignment, size_t size) {
+    return aligned_in(heap ? heap : &hak_heap_main, alignment, size);
+}
+
+/* Realloc keeps the block's heap; a size that still fits (and is not far below) keeps the block itself. */
+static void *realloc_in(hak_heap_impl_t *heap, void *p, size_t size) {
+    if (p == NULL)
+        return heap_alloc(heap, size);
+    if (size > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    unsigned kind = hak_region_kind(p);
+    size_t usable = usable_size_quiet(p, kind);
+    if (usable == 0) {
+        hak_report_invalid("realloc of a pointer hakmem does not own", p);
+        errno = EINVAL;
+        return NULL;
+    }
+    if (size <= usable && (size >= usable / 2 || usable <= 2 * HAK_MIN_ALIGN))
+        return p;
+    if (kind == HAK_REGION_SUPERSLAB) {
+        heap = __atomic_load_n(&hak_ss_of(p)->heap, __ATOMIC_RELAXED);
+    } else {
+        hak_large_t *h = hak_large_of(p, kind);
+        heap = h->heap;
+        if (size > HAK_SLAB_MAX_SIZE) {
+            void *q = hak_large_realloc(h, size);
+            if (q != NULL)
+                return q;
+        }
+    }
+    void *q = heap_alloc(heap, size);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, size < usable ? size : usable);
+    hak_free(p);
+    return q;
+}
+
+void *hak_realloc(void *p, size_t size) { return realloc_in(&hak_heap_main, p, size); }
+void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size) {
+    return realloc_in(heap ? heap : &hak_heap_main, p, size);
+}
+
+void hak_collect(int force) {
+    hak_theap_t *th = hak_tls_theap;
+    if (th != &hak_theap_empty)
+        hak_theap_collect_remote(th);
+    hak_ss_cache_collect(force != 0);
+    hak_bigcache_collect(force != 0);
+}

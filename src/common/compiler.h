@@ -1,0 +1,12 @@
+/* Compiler helpers shared by every layer. */
+#ifndef HAKMEM_COMMON_COMPILER_H
+#define HAKMEM_COMMON_COMPILER_H
+
+#define hak_likely(x) __builtin_expect(!!(x), 1)
+#define hak_unlikely(x) __builtin_expect(!!(x), 0)
+#define hak_noinline __attribute__((noinline))
+#define hak_cold __attribute__((cold, noinline))
+#define hak_always_inline inline __attribute__((always_inline))
+#define HAK_CACHE_LINE 64
+
+#endif

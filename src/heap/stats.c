@@ -1,0 +1,157 @@
+/* Statistics, gathered by walking metadata under the heap locks: nothing is counted on the fast paths. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "api/options.h"
+#include "bigcache/bigcache.h"
+#include "bigcache/large.h"
+#include "heap/heap.h"
+#include "os/os.h"
+
+static void add_superslab(hak_stats_t *st, const hak_superslab_t *ss) {
+    st->reserved_bytes += HAK_SS_SIZE;
+    st->committed_bytes += HAK_SS_SIZE;
+    uint32_t free_mask = hak_load_relaxed(&ss->free_mask);
+    st->cached_bytes += (uint64_t)__builtin_popcount(free_mask) * HAK_SLAB_SIZE;
+    for (unsigned i = 0; i < HAK_SLABS_PER_SS;) {
+        const hak_slab_t *s = &ss->slabs[i];
+        unsigned n = hak_load_relaxed(&s->span_slabs);
+        if (n == 0 || (free_mask >> i) & 1u) {
+            i++;
+            continue;
+        }
+        i += n;
+        uint64_t bs = hak_load_relaxed(&s->block_size);
+        uint64_t used = hak_load_relaxed(&s->used);
+        uint64_t reserved = hak_load_relaxed(&s->reserved);
+        unsigned cls = hak_load_relaxed(&s->cls);
+        st->live_blocks += used;
+        st->live_bytes += used * bs;
+        st->cached_bytes += (reserved > used ? reserved - used : 0) * bs;
+        if (cls < HAK_STATS_CLASSES_MAX) {
+            st->classes[cls].live_blocks += used;
+            st->classes[cls].slabs += 1;
+        }
+    }
+}
+
+static void add_heap_locked(hak_stats_t *st, hak_heap_impl_t *heap) {
+    for (hak_theap_t *th = heap->theaps; th != NULL; th = th->next)
+        for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = ss->next)
+            add_superslab(st, ss);
+    for (hak_superslab_t *ss = heap->abandoned; ss != NULL; ss = ss->next)
+        add_superslab(st, ss);
+    for (hak_large_t *h = heap->large; h != NULL; h = h->next) {
+        uint64_t usable = (uint64_t)(h->map_base + h->map_size - h->block);
+        st->large_blocks++;
+        st->large_bytes += usable;
+        st->live_blocks++;
+        st->live_bytes += usable;
+        st->reserved_bytes += h->map_size;
+        st->committed_bytes += h->map_size;
+    }
+}
+
+static void note_peak(hak_heap_impl_t *heap, hak_stats_t *st) {
+    size_t peak = __atomic_load_n(&heap->peak_live_bytes, __ATOMIC_RELAXED);
+    while (st->live_bytes > peak &&
+           !__atomic_compare_exchange_n(&heap->peak_live_bytes, &peak, st->live_bytes, true, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED)) {
+    }
+    st->peak_live_bytes = st->live_bytes > peak ? st->live_bytes : peak;
+}
+
+static void fill_one(hak_heap_impl_t *heap, hak_stats_t *st) {
+    hak_lock(&heap->lock);
+    add_heap_locked(st, heap);
+    hak_unlock(&heap->lock);
+    note_peak(heap, st);
+    st->limit_bytes = heap->limit_bytes;
+}
+
+static void add_to_process(hak_heap_impl_t *heap, void *arg) {
+    hak_stats_t *total = arg;
+    hak_stats_t one;
+    memset(&one, 0, sizeof one);
+    fill_one(heap, &one);
+    total->heap_count++;
+    total->live_blocks += one.live_blocks;
+    total->live_bytes += one.live_bytes;
+    total->peak_live_bytes += one.peak_live_bytes;
+    total->reserved_bytes += one.reserved_bytes;
+    total->committed_bytes += one.committed_bytes;
+    total->cached_bytes += one.cached_bytes;
+    total->large_blocks += one.large_blocks;
+    total->large_bytes += one.large_bytes;
+    for (unsigned c = 0; c < HAK_STATS_CLASSES_MAX; c++) {
+        total->classes[c].live_blocks += one.classes[c].live_blocks;
+        total->classes[c].slabs += one.classes[c].slabs;
+    }
+}
+
+int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out) {
+    if (out == NULL || out->size < sizeof(size_t))
+        return -1;
+    hak_init();
+    hak_stats_t st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    if (heap != NULL) {
+        fill_one(heap, &st);
+        memcpy(st.name, heap->name, sizeof st.name);
+        st.heap_count = 1;
+    } else {
+        strcpy(st.name, "process");
+        hak_heap_foreach(add_to_process, &st);
+        uint64_t ss_count, ss_warm, big_entries, big_bytes;
+        hak_ss_cache_stats(&ss_count, &ss_warm);
+        hak_bigcache_stats(&big_entries, &big_bytes);
+        st.reserved_bytes += ss_count * HAK_SS_SIZE + big_bytes;
+        st.committed_bytes += ss_warm * HAK_SS_SIZE + big_bytes;
+        st.cached_bytes += ss_warm * HAK_SS_SIZE + big_bytes;
+    }
+    st.class_count = HAK_CLASS_COUNT < HAK_STATS_CLASSES_MAX ? HAK_CLASS_COUNT : HAK_STATS_CLASSES_MAX;
+    for (unsigned c = 0; c < st.class_count; c++)
+        st.classes[c].block_size = hak_class_size(c);
+    size_t n = out->size < sizeof st ? out->size : sizeof st;
+    memcpy((char *)out + sizeof(size_t), (char *)&st + sizeof(size_t), n - sizeof(size_t));
+    return 0;
+}
+
+void hak_stats_print(FILE *out, int json) {
+    hak_stats_t st;
+    st.size = sizeof st;
+    if (hak_heap_stats(NULL, &st) != 0 || out == NULL)
+        return;
+    if (json) {
+        fprintf(out,
+                "{\"name\":\"%s\",\"heaps\":%" PRIu64 ",\"live_blocks\":%" PRIu64 ",\"live_bytes\":%" PRIu64
+                ",\"peak_live_bytes\":%" PRIu64 ",\"reserved_bytes\":%" PRIu64 ",\"committed_bytes\":%" PRIu64
+                ",\"cached_bytes\":%" PRIu64 ",\"large_blocks\":%" PRIu64 ",\"large_bytes\":%" PRIu64
+                ",\"classes\":[",
+                st.name, st.heap_count, st.live_blocks, st.live_bytes, st.peak_live_bytes, st.reserved_bytes,
+                st.committed_bytes, st.cached_bytes, st.large_blocks, st.large_bytes);
+        for (unsigned c = 0; c < st.class_count; c++)
+            fprintf(out, "%s{\"block_size\":%" PRIu64 ",\"live_blocks\":%" PRIu64 ",\"slabs\":%" PRIu64 "}",
+                    c ? "," : "", st.classes[c].block_size, st.classes[c].live_blocks, st.classes[c].slabs);
+        fprintf(out, "]}\n");
+        return;
+    }
+    fprintf(out,
+            "hakmem stats (%s): heaps %" PRIu64 "\n"
+            "  live      %" PRIu64 " blocks, %" PRIu64 " bytes (peak %" PRIu64 ")\n"
+            "  large     %" PRIu64 " blocks, %" PRIu64 " bytes\n"
+            "  reserved  %" PRIu64 " bytes, committed %" PRIu64 ", cached %" PRIu64 "\n",
+            st.name, st.heap_count, st.live_blocks, st.live_bytes, st.peak_live_bytes, st.large_blocks,
+            st.large_bytes, st.reserved_bytes, st.committed_bytes, st.cached_bytes);
+    for (unsigned c = 0; c < st.class_count; c++)
+        if (st.classes[c].slabs != 0)
+            fprintf(out, "  class %6" PRIu64 " B: %" PRIu64 " live blocks in %" PRIu64 " spans\n",
+                    st.classes[c].block_size, st.classes[c].live_blocks, st.classes[c].slabs);
+}
+
+/* HAKMEM_SHOW_STATS=1: print the process statistics when the library is unloaded or the process exits. */
+__attribute__((destructor)) static void show_stats_at_exit(void) {
+    if (hak_options.show_stats)
+        hak_stats_print(stderr, 0);
+}

@@ -1,0 +1,206 @@
+#include "heap/theap.h"
+
+#include <errno.h>
+
+#include "common/meta.h"
+#include "pool/pool.h"
+#include "tiny/slab_list.h"
+
+static bool span_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s);
+
+static void ss_link(hak_superslab_t **head, hak_superslab_t *ss) {
+    ss->prev = NULL;
+    ss->next = *head;
+    if (*head) (*head)->prev = ss;
+    *head = ss;
+}
+
+static void ss_unlink(hak_superslab_t **head, hak_superslab_t *ss) {
+    if (ss->prev) ss->prev->next = ss->next; else *head = ss->next;
+    if (ss->next) ss->next->prev = ss->prev;
+    ss->next = ss->prev = NULL;
+}
+
+/* A thread heap's SuperSlab list changes under its heap's lock, so statistics can walk it from any thread. */
+static void theap_ss_link(hak_theap_t *th, hak_superslab_t *ss) {
+    hak_lock(&th->heap->lock);
+    ss_link(&th->superslabs, ss);
+    hak_unlock(&th->heap->lock);
+}
+
+static void theap_ss_unlink(hak_theap_t *th, hak_superslab_t *ss) {
+    hak_lock(&th->heap->lock);
+    ss_unlink(&th->superslabs, ss);
+    hak_unlock(&th->heap->lock);
+}
+
+static void ss_take_ownership(hak_theap_t *th, hak_superslab_t *ss) {
+    ss->owner = th;
+    __atomic_store_n(&ss->heap, th->heap, __ATOMIC_RELAXED);
+    __atomic_store_n(&ss->owner_tid, th->tid, __ATOMIC_RELEASE);
+    theap_ss_link(th, ss);
+}
+
+static hak_slab_t *span_carve(hak_superslab_t *ss, int i, unsigned n, unsigned cls) {
+    return hak_ss_span_init(ss, (unsigned)i, n, cls, hak_class_size(cls));
+}
+
+hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
+    unsigned n = hak_span_slabs_for(cls);
+    size_t charge = (size_t)n * HAK_SLAB_SIZE;
+    if (!hak_heap_charge(th->heap, charge)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = ss->next) {
+        int i = hak_ss_find_span(ss, n);
+        if (i >= 0)
+            return span_carve(ss, i, n, cls);
+    }
+    hak_superslab_t *ss;
+    while ((ss = hak_heap_adopt(th)) != NULL) {
+        int i = hak_ss_find_span(ss, n);
+        if (i >= 0)
+            return span_carve(ss, i, n, cls);
+    }
+    ss = hak_ss_acquire();
+    if (ss == NULL) {
+        hak_heap_uncharge(th->heap, charge);
+        errno = ENOMEM;
+        return NULL;
+    }
+    ss_take_ownership(th, ss);
+    return span_carve(ss, 0, n, cls);
+}
+
+bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {
+    hak_heap_uncharge(th->heap, (size_t)s->span_slabs * HAK_SLAB_SIZE);
+    hak_ss_span_release(ss, s);
+    if (!hak_ss_is_empty(ss))
+        return false;
+    theap_ss_unlink(th, ss);
+    hak_ss_release(ss);
+    return true;
+}
+
+/* Settles one span after its owner changed or remote frees arrived: collects remote frees, retires it when
+ * empty, and puts it on the right list. Returns true if the SuperSlab itself was released. */
+static bool span_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {
+    hak_slab_collect_remote(s);
+    if (s->used == 0 && th->direct[s->cls] != s) {
+        if (!(s->flags & HAK_SLAB_FULL))
+            hak_avail_remove(th, s);
+        return hak_theap_span_free(th, ss, s);
+    }
+    if ((s->flags & HAK_SLAB_FULL) && s->free != NULL)
+        hak_slab_unfull(th, s);
+    return false;
+}
+
+void hak_theap_collect_remote(hak_theap_t *th) {
+    hak_superslab_t *next;
+    for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = next) {
+        next = ss->next;
+        if (__atomic_load_n(&ss->remote_mask, __ATOMIC_RELAXED) == 0)
+            continue;
+        uint32_t m = __atomic_exchange_n(&ss->remote_mask, 0, __ATOMIC_ACQUIRE);
+        while (m != 0) {
+            unsigned i = (unsigned)__builtin_ctz(m);
+            m &= m - 1;
+            hak_slab_t *s = &ss->slabs[i];
+            if (s->span_slabs == 0 || s->back != 0)
+                continue; /* stale notification: the span was freed or re-carved meanwhile */
+            if (span_settle(th, ss, s))
+                break;
+        }
+    }
+}
+
+/* Adoption: th becomes the owner of an abandoned SuperSlab and its spans join th's lists. Returns false if
+ * every span turned out empty, in which case the SuperSlab went back to the global cache. */
+bool hak_theap_adopt(hak_theap_t *th, hak_superslab_t *ss) {
+    ss_take_ownership(th, ss);
+    __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
+    for (unsigned i = 0; i < HAK_SLABS_PER_SS;) {
+        hak_slab_t *s = &ss->slabs[i];
+        unsigned n = s->span_slabs;
+        if (n == 0) {
+            i++;
+            continue;
+        }
+        i += n;
+        s->next = s->prev = NULL; /* links of the previous owner's lists */
+        hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SLAB_FULL));
+        if (s->free == NULL) {
+            s->free = s->local_free;
+            s->local_free = NULL;
+        }
+        if (span_settle(th, ss, s))
+            return false;
+        if ((s->flags & HAK_SLAB_FULL) && s->capacity < s->reserved)
+            hak_slab_unfull(th, s); /* room to extend */
+    }
+    return true;
+}
+
+hak_theap_t *hak_theap_create(hak_heap_impl_t *heap) {
+    hak_theap_t *th = hak_meta_alloc(sizeof *th);
+    if (th == NULL)
+        return NULL;
+    for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
+        th->direct[c] = &hak_slab_empty;
+    th->heap = heap;
+    th->tid = hak_thread_id();
+    hak_lock(&heap->lock);
+    th->next = heap->theaps;
+    if (th->next) th->next->prev = th;
+    heap->theaps = th;
+    hak_unlock(&heap->lock);
+    return th;
+}
+
+static void theap_unlink_locked(hak_theap_t *th) {
+    hak_heap_impl_t *heap = th->heap;
+    if (th->prev) th->prev->next = th->next; else heap->theaps = th->next;
+    if (th->next) th->next->prev = th->prev;
+}
+
+void hak_theap_abandon_locked(hak_theap_t *th) {
+    hak_heap_impl_t *heap = th->heap;
+    for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
+        th->direct[c] = &hak_slab_empty; /* lets span_settle retire every empty span */
+    hak_superslab_t *next;
+    for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = next) {
+        next = ss->next;
+        bool released = false;
+        for (unsigned i = 0; i < HAK_SLABS_PER_SS && !released;) {
+            hak_slab_t *s = &ss->slabs[i];
+            unsigned n = s->span_slabs;
+            if (n == 0) {
+                i++;
+                continue;
+            }
+            i += n;
+            released = span_settle(th, ss, s);
+        }
+        if (released)
+            continue;
+        /* Still has live blocks: hand it to the heap. Its spans leave th's lists (links are reset on adoption). */
+        ss_unlink(&th->superslabs, ss);
+        ss->owner = NULL;
+        __atomic_store_n(&ss->owner_tid, 0, __ATOMIC_RELEASE);
+        ss_link(&heap->abandoned, ss);
+    }
+    theap_unlink_locked(th);
+    hak_meta_free(th, sizeof *th);
+}
+
+void hak_theap_drop_locked(hak_theap_t *th) {
+    hak_superslab_t *next;
+    for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = next) {
+        next = ss->next;
+        hak_ss_release(ss);
+    }
+    theap_unlink_locked(th);
+    hak_meta_free(th, sizeof *th);
+}

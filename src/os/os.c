@@ -1,0 +1,72 @@
+#include "os/os.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+
+void *hak_os_map(size_t size) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void *hak_os_map_aligned(size_t size, size_t align) {
+    if (align <= HAK_OS_PAGE)
+        return hak_os_map(size);
+    /* Try a plain mapping first: the kernel often hands out aligned addresses after earlier aligned ones. */
+    void *p = hak_os_map(size);
+    if (p == NULL)
+        return NULL;
+    if (((uintptr_t)p & (align - 1)) == 0)
+        return p;
+    hak_os_unmap(p, size);
+    size_t over = size + align;
+    if (over < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint8_t *raw = hak_os_map(over);
+    if (raw == NULL)
+        return NULL;
+    uint8_t *aligned = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+    size_t head = (size_t)(aligned - raw);
+    size_t tail = over - head - size;
+    if (head)
+        hak_os_unmap(raw, head);
+    if (tail)
+        hak_os_unmap(aligned + size, tail);
+    return aligned;
+}
+
+void hak_os_unmap(void *p, size_t size) {
+    if (p != NULL && size != 0)
+        munmap(p, size);
+}
+
+void hak_os_purge(void *p, size_t size) {
+    if (size != 0)
+        madvise(p, size, MADV_DONTNEED);
+}
+
+bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size) {
+    if (new_size < old_size) {
+        hak_os_unmap((uint8_t *)p + new_size, old_size - new_size);
+        return true;
+    }
+    void *q = mremap(p, old_size, new_size, 0);
+    return q != MAP_FAILED;
+}
+
+void *hak_os_move(void *p, size_t old_size, void *dst, size_t new_size) {
+    void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+    return q == MAP_FAILED ? NULL : q;
+}
+
+uint64_t hak_os_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}

@@ -1,0 +1,28 @@
+/* OS layer: the only place that talks to mmap/munmap/madvise/mremap. Never calls malloc. */
+#ifndef HAKMEM_OS_OS_H
+#define HAKMEM_OS_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HAK_OS_PAGE ((size_t)4096)
+
+static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+static inline bool hak_is_pow2(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
+
+/* Read-write anonymous memory, not prefaulted; NULL on failure (errno set by the kernel). */
+void *hak_os_map(size_t size);
+/* Like hak_os_map but the result is aligned to `align` (a power of two >= page). */
+void *hak_os_map_aligned(size_t size, size_t align);
+void hak_os_unmap(void *p, size_t size);
+/* Give the pages back to the OS; the range stays mapped and reads back as zero. */
+void hak_os_purge(void *p, size_t size);
+/* Resize a mapping in place; returns false if the space after it is taken. */
+bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size);
+/* Move a mapping to `dst` (a reserved, suitably aligned range of new_size bytes) without copying. */
+void *hak_os_move(void *p, size_t old_size, void *dst, size_t new_size);
+/* Monotonic clock in milliseconds (vDSO, no allocation). */
+uint64_t hak_os_now_ms(void);
+
+#endif

@@ -1,0 +1,161 @@
+#include "superslab/superslab.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "api/options.h"
+#include "common/lock.h"
+#include "os/os.h"
+
+hak_slab_t hak_slab_empty;
+
+int hak_ss_find_span(const hak_superslab_t *ss, unsigned n) {
+    uint32_t m = ss->free_mask;
+    /* after the loop, bit i is set iff slabs i .. i+n-1 are all free (the shifts clear bits past the end) */
+    for (unsigned k = 1; k < n && m != 0; k++)
+        m &= ss->free_mask >> k;
+    return m == 0 ? -1 : __builtin_ctz(m);
+}
+
+hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsigned cls, size_t block_size) {
+    hak_slab_t *s = &ss->slabs[i];
+    size_t bytes = hak_span_bytes(i, n);
+    for (unsigned k = 1; k < n; k++)
+        hak_store_relaxed(&ss->slabs[i + k].back, (uint8_t)k);
+    s->free = NULL;
+    s->local_free = NULL;
+    s->next = s->prev = NULL;
+    __atomic_store_n(&s->thread_free, NULL, __ATOMIC_RELAXED);
+    hak_store_relaxed(&s->used, 0);
+    hak_store_relaxed(&s->flags, 0);
+    hak_store_relaxed(&s->cls, (uint8_t)cls);
+    hak_store_relaxed(&s->back, 0);
+    hak_store_relaxed(&s->span_slabs, (uint8_t)n);
+    hak_store_relaxed(&s->block_size, (uint32_t)block_size);
+    hak_store_relaxed(&s->capacity, 0);
+    hak_store_relaxed(&s->reserved, (uint32_t)(bytes / block_size));
+    hak_store_relaxed(&s->div_magic, ((uint64_t)1 << HAK_DIV_SHIFT) / block_size + 1);
+    hak_store_relaxed(&s->start, hak_span_start(ss, i));
+    uint32_t bits = (n >= 32 ? 0xffffffffu : ((1u << n) - 1u)) << i;
+    hak_store_relaxed(&ss->free_mask, ss->free_mask & ~bits);
+    return s;
+}
+
+void hak_ss_span_release(hak_superslab_t *ss, hak_slab_t *s) {
+    unsigned i = hak_slab_index(ss, s), n = s->span_slabs;
+    for (unsigned k = 0; k < n; k++) {
+        hak_slab_t *d = &ss->slabs[i + k];
+        hak_store_relaxed(&d->back, 0);
+        hak_store_relaxed(&d->span_slabs, 0);
+        hak_store_relaxed(&d->block_size, 0);
+        hak_store_relaxed(&d->capacity, 0);
+        hak_store_relaxed(&d->reserved, 0);
+        hak_store_relaxed(&d->div_magic, 0);
+        hak_store_relaxed(&d->used, 0);
+        hak_store_relaxed(&d->flags, 0);
+        d->free = d->local_free = NULL;
+        d->next = d->prev = NULL;
+    }
+    uint32_t bits = (n >= 32 ? 0xffffffffu : ((1u << n) - 1u)) << i;
+    hak_store_relaxed(&ss->free_mask, ss->free_mask | bits);
+}
+
+/* ---- global cache of empty SuperSlabs ----
+ * `warm` holds committed ones, newest first (the tail is the oldest, purged first after the delay);
+ * `cold` holds purged ones. SuperSlabs are never unmapped: a late remote-free notification may still touch
+ * a header, and reusing address space keeps the process's mappings flat. Purging returns the memory. */
+static hak_lock_t ss_cache_lock = HAK_LOCK_INIT;
+static hak_superslab_t *warm_head, *warm_tail, *cold_head;
+static size_t warm_count, cold_count;
+
+static void warm_unlink(hak_superslab_t *ss) {
+    if (ss->prev) ss->prev->next = ss->next; else warm_head = ss->next;
+    if (ss->next) ss->next->prev = ss->prev; else warm_tail = ss->prev;
+    ss->next = ss->prev = NULL;
+    warm_count--;
+}
+
+static void purge_to_cold(hak_superslab_t *ss) {
+    warm_unlink(ss);
+    /* Keep the header page: it holds the list links and the region stays ours. */
+    hak_os_purge((uint8_t *)ss + HAK_OS_PAGE, HAK_SS_SIZE - HAK_OS_PAGE);
+    ss->purged = 1;
+    ss->next = cold_head;
+    cold_head = ss;
+    cold_count++;
+}
+
+static void decay_locked(uint64_t now, bool force) {
+    while (warm_tail != NULL &&
+           (force || warm_count > hak_options.ss_cache_max ||
+            now - warm_tail->cached_since_ms >= hak_options.purge_delay_ms))
+        purge_to_cold(warm_tail);
+}
+
+static void header_reset(hak_superslab_t *ss) {
+    memset(ss->slabs, 0, sizeof ss->slabs);
+    ss->free_mask = HAK_SS_ALL_FREE;
+    __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&ss->owner_tid, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&ss->heap, NULL, __ATOMIC_RELAXED);
+    ss->owner = NULL;
+    ss->next = ss->prev = NULL;
+    ss->purged = 0;
+}
+
+hak_superslab_t *hak_ss_acquire(void) {
+    hak_lock(&ss_cache_lock);
+    hak_superslab_t *ss = warm_head;
+    if (ss != NULL) {
+        warm_unlink(ss);
+    } else if ((ss = cold_head) != NULL) {
+        cold_head = ss->next;
+        cold_count--;
+    }
+    if (warm_tail != NULL)
+        decay_locked(hak_os_now_ms(), false);
+    hak_unlock(&ss_cache_lock);
+    if (ss != NULL) {
+        header_reset(ss);
+        return ss;
+    }
+    ss = hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
+    if (ss == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ss->free_mask = HAK_SS_ALL_FREE; /* fresh memory is zero: everything else already is */
+    hak_region_set(ss, HAK_REGION_SUPERSLAB);
+    return ss;
+}
+
+void hak_ss_release(hak_superslab_t *ss) {
+    header_reset(ss);
+    uint64_t now = hak_os_now_ms();
+    ss->cached_since_ms = now;
+    hak_lock(&ss_cache_lock);
+    ss->next = warm_head;
+    ss->prev = NULL;
+    if (warm_head) warm_head->prev = ss; else warm_tail = ss;
+    warm_head = ss;
+    warm_count++;
+    decay_locked(now, false);
+    hak_unlock(&ss_cache_lock);
+}
+
+void hak_ss_cache_collect(bool force) {
+    hak_lock(&ss_cache_lock);
+    decay_locked(hak_os_now_ms(), force);
+    hak_unlock(&ss_cache_lock);
+}
+
+void hak_ss_cache_stats(uint64_t *count, uint64_t *committed_count) {
+    hak_lock(&ss_cache_lock);
+    *count = warm_count + cold_count;
+    *committed_count = warm_count;
+    hak_unlock(&ss_cache_lock);
+}
+
+void hak_ss_fork_prepare(void) { hak_lock(&ss_cache_lock); }
+void hak_ss_fork_parent(void) { hak_unlock(&ss_cache_lock); }
+void hak_ss_fork_child(void) { hak_lock_init(&ss_cache_lock); }

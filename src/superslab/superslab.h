@@ -1,0 +1,116 @@
+/* SuperSlabs: 2 MiB-aligned regions carved into 32 slabs of 64 KiB. The header at the start of the region
+ * holds one descriptor per slab; a span of several slabs (for mid sizes) is described by its first
+ * descriptor, and the others point back to it. A SuperSlab belongs to one thread heap at a time; when that
+ * thread exits it is abandoned to its heap and adopted later by another thread of the same heap. */
+#ifndef HAKMEM_SUPERSLAB_SUPERSLAB_H
+#define HAKMEM_SUPERSLAB_SUPERSLAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/atomic.h"
+#include "common/compiler.h"
+#include "superslab/region_map.h"
+
+#define HAK_SS_SHIFT HAK_CHUNK_SHIFT
+#define HAK_SS_SIZE ((size_t)1 << HAK_SS_SHIFT)
+#define HAK_SLAB_SHIFT 16
+#define HAK_SLAB_SIZE ((size_t)1 << HAK_SLAB_SHIFT)
+#define HAK_SLABS_PER_SS ((unsigned)(HAK_SS_SIZE / HAK_SLAB_SIZE))
+#define HAK_SS_ALL_FREE 0xffffffffu
+#define HAK_DIV_SHIFT 42 /* block index = (offset * div_magic) >> HAK_DIV_SHIFT, exact for blocks < 2 MiB */
+
+typedef struct hak_block_s {
+    struct hak_block_s *next;
+} hak_block_t;
+
+enum hak_slab_flags {
+    HAK_SLAB_FULL = 1,        /* no free block when last looked at: not in its class list */
+    HAK_SLAB_HAS_ALIGNED = 2, /* gave out interior (aligned) pointers: frees must round down */
+};
+
+struct hak_theap_s;
+struct hak_heap_s;
+
+typedef struct hak_slab_s {
+    hak_block_t *free;       /* allocation pops here (owner only) */
+    hak_block_t *local_free; /* owner's frees push here */
+    uint32_t used;           /* blocks handed out and not collected back (owner writes, relaxed) */
+    uint8_t flags;           /* hak_slab_flags (owner writes, relaxed) */
+    uint8_t cls;             /* size class */
+    uint8_t back;            /* descriptor index minus its span's first index (0 for the first) */
+    uint8_t span_slabs;      /* slabs in the span; 0 = free slab */
+    uint32_t block_size;
+    uint32_t capacity; /* blocks carved into lists so far (lazy extension) */
+    uint32_t reserved; /* blocks that fit in the span */
+    uint32_t pad_;
+    uint64_t div_magic;
+    uint8_t *start;                    /* first block */
+    struct hak_slab_s *next, *prev;    /* thread heap's list of slabs with free blocks for this class */
+    hak_block_t *_Atomic thread_free;  /* frees from other threads, one CAS each */
+} hak_slab_t;
+
+typedef struct hak_superslab_s {
+    uintptr_t owner_tid;      /* thread id of the owner, 0 when abandoned or cached (atomic access) */
+    struct hak_theap_s *owner;
+    struct hak_heap_s *heap;  /* owning heap, NULL while cached (atomic access) */
+    struct hak_superslab_s *next, *prev;
+    uint32_t free_mask;       /* bit i set = slab i is free (owner writes, relaxed) */
+    uint32_t remote_mask;     /* bit i set = span starting at slab i got remote frees since last scan */
+    uint64_t cached_since_ms;
+    uint8_t purged;           /* cached and given back to the OS */
+    hak_slab_t slabs[HAK_SLABS_PER_SS];
+} hak_superslab_t;
+
+#define HAK_SS_HEADER_SIZE ((sizeof(hak_superslab_t) + 63) & ~(size_t)63)
+
+extern hak_slab_t hak_slab_empty; /* never has free blocks: the fast path's "go slow" sentinel */
+
+static inline hak_superslab_t *hak_ss_of(const void *p) { return (hak_superslab_t *)hak_chunk_base(p); }
+
+/* Descriptor of the span that holds p (p must be inside a SuperSlab). */
+static inline hak_slab_t *hak_slab_of(hak_superslab_t *ss, const void *p) {
+    hak_slab_t *s = &ss->slabs[((uintptr_t)p - (uintptr_t)ss) >> HAK_SLAB_SHIFT];
+    return s - hak_load_relaxed(&s->back);
+}
+
+static inline unsigned hak_slab_index(hak_superslab_t *ss, hak_slab_t *s) { return (unsigned)(s - ss->slabs); }
+
+/* Index of the block at offset `off` from the span start, or UINT64_MAX-like garbage if p is not a block
+ * start; callers compare idx * block_size with off. */
+static inline uint64_t hak_slab_block_index(const hak_slab_t *s, uintptr_t off) {
+    return ((uint64_t)off * hak_load_relaxed(&s->div_magic)) >> HAK_DIV_SHIFT;
+}
+
+/* Bytes covered by a span of n slabs starting at slab index i. */
+static inline uint8_t *hak_span_start(hak_superslab_t *ss, unsigned i) {
+    return (uint8_t *)ss + (i == 0 ? HAK_SS_HEADER_SIZE : (size_t)i * HAK_SLAB_SIZE);
+}
+static inline size_t hak_span_bytes(unsigned i, unsigned n) {
+    return (size_t)n * HAK_SLAB_SIZE - (i == 0 ? HAK_SS_HEADER_SIZE : 0);
+}
+
+/* Finds n contiguous free slabs; returns the first index or -1. Owner only. */
+int hak_ss_find_span(const hak_superslab_t *ss, unsigned n);
+/* Turns slabs [i, i+n) into one span serving blocks of `block_size` (class cls). Owner only. */
+hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsigned cls, size_t block_size);
+/* Returns a span's slabs to the SuperSlab's free mask. Owner only. */
+void hak_ss_span_release(hak_superslab_t *ss, hak_slab_t *s);
+static inline bool hak_ss_is_empty(const hak_superslab_t *ss) {
+    return hak_load_relaxed(&ss->free_mask) == HAK_SS_ALL_FREE;
+}
+
+/* Global supply of SuperSlabs: reuses cached empty ones, else maps a new one. NULL with errno on failure. */
+hak_superslab_t *hak_ss_acquire(void);
+/* Gives an empty SuperSlab (no live blocks) back to the global cache. */
+void hak_ss_release(hak_superslab_t *ss);
+/* Purges cached SuperSlabs: all of them if force, else those idle longer than the purge delay. */
+void hak_ss_cache_collect(bool force);
+/* Cache contents for statistics. */
+void hak_ss_cache_stats(uint64_t *count, uint64_t *committed_count);
+void hak_ss_fork_prepare(void);
+void hak_ss_fork_parent(void);
+void hak_ss_fork_child(void);
+
+#endif

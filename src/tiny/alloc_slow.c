@@ -1,0 +1,84 @@
+/* Allocation slow path for slab classes: refill the current slab from its other lists, extend it lazily,
+ * look for another slab of the class, collect remote frees, or take a new span. */
+#include <errno.h>
+
+#include "heap/theap.h"
+#include "tiny/slab_list.h"
+#include "tiny/tiny.h"
+
+/* Blocks are carved a page's worth at a time so a fresh span is touched only as it is used. */
+#define HAK_EXTEND_BYTES 4096u
+
+static bool slab_extend(hak_slab_t *s) {
+    uint32_t cap = s->capacity, res = s->reserved;
+    if (cap >= res)
+        return false;
+    size_t bs = s->block_size;
+    uint32_t k = bs >= HAK_EXTEND_BYTES ? 1u : HAK_EXTEND_BYTES / (uint32_t)bs;
+    if (k > res - cap)
+        k = res - cap;
+    uint8_t *first = s->start + (size_t)cap * bs;
+    uint8_t *p = first;
+    for (uint32_t i = 1; i < k; i++, p += bs)
+        ((hak_block_t *)p)->next = (hak_block_t *)(p + bs);
+    ((hak_block_t *)p)->next = s->free;
+    s->free = (hak_block_t *)first;
+    hak_store_relaxed(&s->capacity, cap + k);
+    return true;
+}
+
+/* Makes s->free non-empty if the slab has any block to give; false if it is full. */
+static bool slab_refill(hak_slab_t *s) {
+    hak_slab_collect_remote(s);
+    if (s->free == NULL) {
+        s->free = s->local_free;
+        s->local_free = NULL;
+    }
+    return s->free != NULL || slab_extend(s);
+}
+
+static inline void *slab_pop(hak_slab_t *s) {
+    hak_block_t *b = s->free;
+    s->free = b->next;
+    hak_store_relaxed(&s->used, s->used + 1);
+    return b;
+}
+
+void *hak_slab_alloc_slow(hak_theap_t *th, unsigned cls) {
+    if (hak_unlikely(th->heap == NULL)) { /* the static empty thread heap: first allocation of this thread */
+        th = hak_theap_get_slow(&hak_heap_main);
+        if (th == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    bool scanned_remote = false;
+    for (;;) {
+        hak_slab_t *s = th->avail[cls];
+        while (s != NULL) {
+            if (slab_refill(s)) {
+                if (s != th->avail[cls]) {
+                    hak_avail_remove(th, s);
+                    hak_avail_push_front(th, s);
+                }
+                th->direct[cls] = s;
+                return slab_pop(s);
+            }
+            hak_slab_t *next = s->next;
+            hak_avail_remove(th, s);
+            hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SLAB_FULL));
+            s = next;
+        }
+        th->direct[cls] = &hak_slab_empty;
+        if (!scanned_remote) {
+            scanned_remote = true;
+            hak_theap_collect_remote(th);
+            if (th->avail[cls] != NULL)
+                continue;
+        }
+        s = hak_theap_span_new(th, cls);
+        if (s == NULL)
+            return NULL; /* errno set */
+        hak_avail_push_front(th, s);
+    }
+}

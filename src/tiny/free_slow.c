@@ -1,0 +1,75 @@
+/* Free slow path for slab classes: validation and error reports, aligned (interior) pointers, frees into
+ * full slabs, frees from other threads, and retiring slabs that became empty. */
+#include "heap/theap.h"
+#include "tiny/slab_list.h"
+#include "tiny/tiny.h"
+
+/* Returns the block start for p, or NULL (after reporting) if p is not a live block of s. */
+static hak_block_t *slab_block_of(hak_slab_t *s, const void *p, bool report) {
+    uintptr_t start = (uintptr_t)hak_load_relaxed(&s->start);
+    size_t bs = hak_load_relaxed(&s->block_size);
+    size_t carved = (size_t)hak_load_relaxed(&s->capacity) * bs;
+    uintptr_t off = (uintptr_t)p - start;
+    if (bs == 0 || off >= carved) {
+        if (report)
+            hak_report_invalid("free of a pointer hakmem did not allocate (or already freed)", p);
+        return NULL;
+    }
+    size_t into = off % bs;
+    if (into != 0) {
+        if (!(hak_load_relaxed(&s->flags) & HAK_SLAB_HAS_ALIGNED)) {
+            if (report)
+                hak_report_invalid("free of an interior pointer", p);
+            return NULL;
+        }
+        off -= into;
+    }
+    return (hak_block_t *)(start + off);
+}
+
+void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p) {
+    hak_block_t *b = slab_block_of(s, p, true);
+    if (b == NULL)
+        return;
+    if (__atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id()) {
+        if (b == s->local_free || b == s->free) {
+            hak_report_invalid("double free", p);
+            return;
+        }
+        b->next = s->local_free;
+        s->local_free = b;
+        hak_store_relaxed(&s->used, s->used - 1);
+        hak_theap_t *th = ss->owner;
+        if (s->flags & HAK_SLAB_FULL)
+            hak_slab_unfull(th, s);
+        if (s->used == 0 && th->direct[s->cls] != s)
+            hak_slab_retire(ss, s);
+        return;
+    }
+    /* Another thread's slab (or an abandoned one): one CAS. The first block of a batch also flags the
+     * span in the SuperSlab so the owner finds it without scanning every slab. SuperSlabs are never
+     * unmapped, so touching the header after the push is safe even if the owner frees the span meanwhile. */
+    hak_block_t *old = __atomic_load_n(&s->thread_free, __ATOMIC_RELAXED);
+    do {
+        b->next = old;
+    } while (!__atomic_compare_exchange_n(&s->thread_free, &old, b, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+    if (old == NULL)
+        __atomic_fetch_or(&ss->remote_mask, 1u << hak_slab_index(ss, s), __ATOMIC_RELEASE);
+}
+
+void hak_slab_retire(hak_superslab_t *ss, hak_slab_t *s) {
+    hak_theap_t *th = ss->owner;
+    if (th->direct[s->cls] == s)
+        return; /* keep the current slab of the class: alloc/free ping-pong must not thrash */
+    if (!(s->flags & HAK_SLAB_FULL))
+        hak_avail_remove(th, s);
+    hak_theap_span_free(th, ss, s);
+}
+
+size_t hak_slab_usable_size(hak_superslab_t *ss, const void *p) {
+    hak_slab_t *s = hak_slab_of(ss, p);
+    hak_block_t *b = slab_block_of(s, p, false);
+    if (b == NULL)
+        return 0;
+    return hak_load_relaxed(&s->block_size) - (size_t)((const uint8_t *)p - (const uint8_t *)b);
+}

@@ -1,0 +1,52 @@
+/* Fast paths for every block served from slabs (tiny and pool classes): pop from the current slab of the
+ * thread heap, push to the slab's local list on an owner free. Everything else is in the slow paths. */
+#ifndef HAKMEM_TINY_TINY_H
+#define HAKMEM_TINY_TINY_H
+
+#include "api/error.h"
+#include "heap/heap.h"
+#include "superslab/superslab.h"
+#include "tiny/size_class.h"
+
+/* Slow paths (tiny/alloc_slow.c, tiny/free_slow.c). */
+void *hak_slab_alloc_slow(hak_theap_t *th, unsigned cls);
+void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p);
+void hak_slab_retire(hak_superslab_t *ss, hak_slab_t *s);
+
+static inline void *hak_slab_alloc(hak_theap_t *th, size_t size) {
+    unsigned cls = hak_size_class(size);
+    hak_slab_t *s = th->direct[cls];
+    hak_block_t *b = s->free;
+    if (hak_likely(b != NULL)) {
+        s->free = b->next;
+        hak_store_relaxed(&s->used, s->used + 1);
+        return b;
+    }
+    return hak_slab_alloc_slow(th, cls);
+}
+
+/* Frees p, which lies in SuperSlab ss. Invalid pointers (not a block start of a live span) are reported. */
+static inline void hak_slab_free(hak_superslab_t *ss, void *p) {
+    hak_slab_t *s = hak_slab_of(ss, p);
+    uintptr_t off = (uintptr_t)p - (uintptr_t)hak_load_relaxed(&s->start);
+    uint64_t idx = hak_slab_block_index(s, off);
+    if (hak_likely(idx * hak_load_relaxed(&s->block_size) == off &&
+                   idx < hak_load_relaxed(&s->capacity) &&
+                   __atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id() && s->flags == 0 &&
+                   (hak_block_t *)p != s->local_free)) {
+        hak_block_t *b = p;
+        b->next = s->local_free;
+        s->local_free = b;
+        uint32_t used = s->used - 1;
+        hak_store_relaxed(&s->used, used);
+        if (hak_unlikely(used == 0))
+            hak_slab_retire(ss, s);
+        return;
+    }
+    hak_slab_free_generic(ss, s, p);
+}
+
+/* Usable bytes from p to the end of its block, or 0 if p is not a live block pointer. */
+size_t hak_slab_usable_size(hak_superslab_t *ss, const void *p);
+
+#endif
