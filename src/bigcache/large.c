@@ -67,24 +67,29 @@ void *hak_large_alloc(hak_heap_impl_t *heap, size_t size, size_t align, bool zer
         return NULL;
     }
     size_t map_size = hak_align_up(offset + size, HAK_OS_PAGE);
-    if (!hak_heap_charge(heap, map_size)) {
-        errno = ENOMEM;
-        return NULL;
-    }
     uint8_t *base = NULL;
     if (align < HAK_CHUNK_SIZE) {
-        base = hak_bigcache_take(map_size);
-        if (base != NULL && zero)
-            memset(base + offset, 0, map_size - offset);
-        if (base == NULL)
-            base = hak_os_map_aligned(map_size, HAK_CHUNK_SIZE);
-    } else {
-        base = map_far(map_size, align);
+        size_t got;
+        base = hak_bigcache_take(map_size, &got);
+        if (base != NULL)
+            map_size = got; /* a near fit may be a little larger: the block gets all of it */
     }
-    if (base == NULL) {
-        hak_heap_uncharge(heap, map_size);
+    if (!hak_heap_charge(heap, map_size)) {
+        if (base != NULL && !hak_bigcache_put(base, map_size))
+            hak_os_unmap(base, map_size);
         errno = ENOMEM;
         return NULL;
+    }
+    if (base != NULL) {
+        if (zero)
+            memset(base + offset, 0, map_size - offset); /* reused pages are dirty */
+    } else {
+        base = align < HAK_CHUNK_SIZE ? hak_os_map_aligned(map_size, HAK_CHUNK_SIZE) : map_far(map_size, align);
+        if (base == NULL) {
+            hak_heap_uncharge(heap, map_size);
+            errno = ENOMEM;
+            return NULL;
+        }
     }
     hak_large_t *h = (hak_large_t *)base;
     h->map_base = base;
