@@ -49,7 +49,8 @@ typedef struct hak_slab_s {
     uint8_t *start;                    /* first block */
     struct hak_slab_s *next, *prev;    /* thread heap's list of slabs with free blocks for this class */
     hak_block_t *_Atomic thread_free;  /* frees from other threads, one CAS each */
-} hak_slab_t;
+} __attribute__((aligned(128))) hak_slab_t; /* a power of two: descriptor lookups are shifts, and
+                                               neighbouring slabs do not share cache lines */
 
 typedef struct hak_superslab_s {
     uintptr_t owner_tid;      /* thread id of the owner, 0 when abandoned or cached (atomic access) */

@@ -17,12 +17,16 @@ static inline void *hak_slab_alloc(hak_theap_t *th, size_t size) {
     unsigned cls = hak_size_class(size);
     hak_slab_t *s = th->direct[cls];
     hak_block_t *b = s->free;
-    if (hak_likely(b != NULL)) {
-        s->free = b->next;
-        hak_store_relaxed(&s->used, s->used + 1);
-        return b;
+    if (hak_unlikely(b == NULL)) {
+        /* The owner's own frees are the usual refill: take them without leaving the fast path. */
+        b = s->local_free;
+        if (b == NULL)
+            return hak_slab_alloc_slow(th, cls);
+        s->local_free = NULL;
     }
-    return hak_slab_alloc_slow(th, cls);
+    s->free = b->next;
+    hak_store_relaxed(&s->used, s->used + 1);
+    return b;
 }
 
 /* Frees p, which lies in SuperSlab ss. Invalid pointers (not a block start of a live span) are reported. */
@@ -39,8 +43,8 @@ static inline void hak_slab_free(hak_superslab_t *ss, void *p) {
         s->local_free = b;
         uint32_t used = s->used - 1;
         hak_store_relaxed(&s->used, used);
-        if (hak_unlikely(used == 0))
-            hak_slab_retire(ss, s);
+        if (hak_unlikely(used == 0) && ss->owner->direct[s->cls] != s)
+            hak_slab_retire(ss, s); /* the current slab of its class stays: no thrash */
         return;
     }
     hak_slab_free_generic(ss, s, p);

@@ -1,0 +1,168 @@
+/* The malloc family on top of hakmem's default heap: built into libhakmem_override.so (LD_PRELOAD, or linked
+ * ahead of libc) and libhakmem_override.a (linked into an executable, whole-archive or by reference).
+ *
+ * Semantics are glibc's (2.36 unless noted), including its error codes:
+ * - malloc(0) returns a unique freeable block; sizes above PTRDIFF_MAX and calloc/reallocarray overflows
+ *   fail with ENOMEM.
+ * - realloc(p, 0) with p != NULL frees p and returns NULL without touching errno, as glibc does
+ *   (REALLOC_ZERO_BYTES_FREES). This deliberately differs from hak_realloc's contract (a minimal block): a
+ *   drop-in malloc must behave like the one programs were tested with. realloc(NULL, n) is malloc(n).
+ * - posix_memalign returns EINVAL when the alignment is not a power of two or not a multiple of
+ *   sizeof(void *), ENOMEM when out of memory; it never sets errno and leaves *memptr alone on error.
+ * - memalign (and valloc, pvalloc) round an alignment that is not a power of two up to the next one, and
+ *   treat alignments below 16 as 16, as glibc does; alignments above SIZE_MAX/2+1 fail with EINVAL.
+ * - aligned_alloc rejects an alignment that is not a power of two (or 0) with EINVAL: C17 and glibc >= 2.38
+ *   (glibc 2.36 still treated it like memalign), and hakmem's own contract.
+ * - valloc is page aligned; pvalloc also rounds the size up to whole pages, and pvalloc(0) is one page.
+ * - malloc_usable_size(NULL) is 0; cfree is free (glibc keeps it as a compat symbol).
+ *
+ * Foreign pointers (not hakmem's by the region map: glibc's blocks from before the override took effect, or
+ * from __libc_malloc) go to glibc's __libc_free / __libc_realloc / malloc_usable_size, so neither heap is
+ * corrupted. Pointers inside hakmem's memory that are not live blocks (interior pointers, double frees) are
+ * still reported by hakmem (HAKMEM_ON_ERROR). See foreign.h.
+ *
+ * Safe from the first call: nothing below calls dlsym, getenv, stdio or an allocating pthread function on the
+ * allocation path; the first allocation initialises hakmem through hak_init (pthread_once, environ scan,
+ * pthread_key_create, pthread_atfork). free() keeps errno, as glibc >= 2.33 and POSIX.1-2024 promise. */
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "hakmem/hakmem.h"
+#include "override/foreign.h"
+#include "tiny/tiny.h"
+
+#define HAK_OVERRIDE __attribute__((visibility("default")))
+#define HAK_MIN_ALIGN ((size_t)16)
+
+/* ---- malloc / free: the hot paths, inlined from hak_alloc / hak_free ---- */
+
+HAK_OVERRIDE void *malloc(size_t size) {
+    if (hak_likely(size <= HAK_SLAB_MAX_SIZE))
+        return hak_slab_alloc(hak_tls_theap, size);
+    return hak_alloc(size);
+}
+
+static hak_cold void free_not_slab(void *p, unsigned kind) {
+    if (p == NULL)
+        return;
+    if (kind == HAK_REGION_NONE) {
+        __libc_free(p); /* glibc's block: glibc's free keeps errno itself */
+        return;
+    }
+    int saved = errno;
+    hak_free(p); /* a large block, or an invalid pointer inside hakmem's memory, which hak_free reports */
+    errno = saved;
+}
+
+HAK_OVERRIDE void free(void *p) {
+    unsigned kind = hak_region_kind(p);
+    if (hak_likely(kind == HAK_REGION_SUPERSLAB)) {
+        hak_slab_free(hak_ss_of(p), p);
+        return;
+    }
+    free_not_slab(p, kind);
+}
+
+HAK_OVERRIDE void cfree(void *p) { free(p); }
+
+HAK_OVERRIDE void *calloc(size_t count, size_t size) { return hak_calloc(count, size); }
+
+HAK_OVERRIDE void *realloc(void *p, size_t size) {
+    if (p == NULL)
+        return malloc(size);
+    unsigned kind = hak_region_kind(p);
+    if (hak_unlikely(kind == HAK_REGION_NONE))
+        return __libc_realloc(p, size); /* glibc's block stays glibc's (and glibc frees it when size is 0) */
+    if (size == 0) {
+        free(p);
+        return NULL;
+    }
+    return hak_realloc(p, size);
+}
+
+HAK_OVERRIDE void *reallocarray(void *p, size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, total);
+}
+
+/* ---- aligned allocation ---- */
+
+static void *aligned(size_t alignment, size_t size) {
+    if (alignment <= HAK_MIN_ALIGN)
+        return malloc(size);
+    return hak_aligned_alloc(alignment, size);
+}
+
+HAK_OVERRIDE int posix_memalign(void **memptr, size_t alignment, size_t size) {
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = aligned(alignment, size);
+    errno = saved;
+    if (p == NULL)
+        return ENOMEM;
+    *memptr = p;
+    return 0;
+}
+
+HAK_OVERRIDE void *aligned_alloc(size_t alignment, size_t size) {
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned(alignment, size);
+}
+
+HAK_OVERRIDE void *memalign(size_t alignment, size_t size) {
+    if (alignment > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if ((alignment & (alignment - 1)) != 0) { /* glibc: round up to a power of two */
+        size_t a = 2 * HAK_MIN_ALIGN;
+        while (a < alignment)
+            a <<= 1;
+        alignment = a;
+    }
+    return aligned(alignment, size);
+}
+
+static size_t page_size(void) {
+    static size_t cached;
+    size_t ps = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (hak_unlikely(ps == 0)) {
+        long v = sysconf(_SC_PAGESIZE); /* reads the auxv value, no allocation */
+        ps = v > 0 ? (size_t)v : 4096;
+        __atomic_store_n(&cached, ps, __ATOMIC_RELAXED);
+    }
+    return ps;
+}
+
+HAK_OVERRIDE void *valloc(size_t size) { return aligned(page_size(), size); }
+
+HAK_OVERRIDE void *pvalloc(size_t size) {
+    size_t ps = page_size(), rounded;
+    if (__builtin_add_overflow(size, ps - 1, &rounded)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    rounded &= ~(ps - 1);
+    return aligned(ps, rounded ? rounded : ps);
+}
+
+/* ---- sizes ---- */
+
+HAK_OVERRIDE size_t malloc_usable_size(void *p) {
+    if (p == NULL)
+        return 0;
+    if (hak_unlikely(hak_region_kind(p) == HAK_REGION_NONE))
+        return hak_foreign_usable_size(p);
+    return hak_usable_size(p);
+}
