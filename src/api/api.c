@@ -128,6 +128,8 @@ static void *aligned_in(hak_heap_impl_t *heap, size_t align, size_t size) {
     }
     if (align <= HAK_MIN_ALIGN)
         return heap_alloc(heap, size);
+    if (size == 0)
+        size = 1; /* the aligned pointer must lie inside the block, not at its end */
     if (size <= HAK_SLAB_MAX_SIZE && hak_class_size(hak_size_class(size)) % align == 0) {
         void *p = heap_alloc(heap, size);
         if (p == NULL || ((uintptr_t)p & (align - 1)) == 0)
@@ -196,10 +198,18 @@ void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size) {
     return realloc_in(heap ? heap : &hak_heap_main, p, size);
 }
 
+static void settle_abandoned(hak_heap_impl_t *heap, void *arg) {
+    (void)arg;
+    hak_lock(&heap->lock);
+    hak_heap_settle_abandoned_locked(heap);
+    hak_unlock(&heap->lock);
+}
+
 void hak_collect(int force) {
     hak_theap_t *th = hak_tls_theap;
     if (th != &hak_theap_empty)
         hak_theap_collect_remote(th);
+    hak_heap_foreach(settle_abandoned, NULL);
     hak_ss_cache_collect(force != 0);
     hak_bigcache_collect(force != 0);
 }

@@ -60,6 +60,17 @@ static void publish(hak_large_t *h) {
 
 static void unpublish(hak_large_t *h) { hak_region_set((void *)hak_chunk_base(h->block), HAK_REGION_NONE); }
 
+/* Keeps the mapping in the BigCache, or unmaps it. Only 2 MiB-aligned bases are cacheable: mappings of
+ * over-aligned (LARGE_FAR) blocks are not. */
+static void release_mapping(hak_large_t *h) {
+    uint8_t *base = h->map_base;
+    size_t size = h->map_size;
+    h->block = NULL;
+    h->magic = 0;
+    if (((uintptr_t)base & (HAK_CHUNK_SIZE - 1)) != 0 || !hak_bigcache_put(base, size))
+        hak_os_unmap(base, size);
+}
+
 void *hak_large_alloc(hak_heap_impl_t *heap, size_t size, size_t align, bool zero) {
     size_t offset = block_offset(align);
     if (size > (size_t)PTRDIFF_MAX - offset - align - HAK_CHUNK_SIZE) {
@@ -106,10 +117,7 @@ void hak_large_free(hak_large_t *h) {
     heap_unlink(h);
     unpublish(h);
     hak_heap_uncharge(h->heap, h->map_size);
-    h->block = NULL;
-    h->magic = 0;
-    if (!hak_bigcache_put(h->map_base, h->map_size))
-        hak_os_unmap(h->map_base, h->map_size);
+    release_mapping(h);
 }
 
 void *hak_large_realloc(hak_large_t *h, size_t size) {
@@ -167,10 +175,7 @@ void hak_large_release_all_locked(hak_heap_impl_t *heap) {
         next = h->next;
         unpublish(h);
         hak_heap_uncharge(heap, h->map_size);
-        h->block = NULL;
-        h->magic = 0;
-        if (!hak_bigcache_put(h->map_base, h->map_size))
-            hak_os_unmap(h->map_base, h->map_size);
+        release_mapping(h);
     }
     heap->large = NULL;
 }

@@ -140,7 +140,7 @@ hak_superslab_t *hak_heap_adopt(hak_theap_t *th) {
         hak_lock(&heap->lock);
         hak_superslab_t *ss = heap->abandoned;
         if (ss != NULL) {
-            heap->abandoned = ss->next;
+            __atomic_store_n(&heap->abandoned, ss->next, __ATOMIC_RELAXED);
             if (ss->next)
                 ss->next->prev = NULL;
             ss->next = ss->prev = NULL;
@@ -179,8 +179,8 @@ hak_heap_t *hak_heap_create(const hak_heap_options_t *opts) {
     }
     hak_lock_init_recursive(&heap->lock);
     const char *name = opts && opts->name ? opts->name : "heap";
-    size_t n = strnlen(name, sizeof heap->name - 1);
-    memcpy(heap->name, name, n);
+    for (size_t i = 0; i + 1 < sizeof heap->name && name[i] != '\0'; i++)
+        heap->name[i] = name[i]; /* the rest is zero: hak_meta_alloc clears */
     heap->limit_bytes = opts ? opts->limit_bytes : 0;
     hak_lock(&registry_lock);
     uint32_t id = 1;
@@ -224,7 +224,7 @@ void hak_heap_destroy(hak_heap_t *heap) {
         next = ss->next;
         hak_ss_release(ss);
     }
-    heap->abandoned = NULL;
+    __atomic_store_n(&heap->abandoned, NULL, __ATOMIC_RELAXED);
     hak_large_release_all_locked(heap);
     hak_unlock(&heap->lock);
     pthread_mutex_destroy(&heap->lock);

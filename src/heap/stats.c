@@ -6,6 +6,7 @@
 #include "bigcache/bigcache.h"
 #include "bigcache/large.h"
 #include "heap/heap.h"
+#include "heap/theap.h"
 #include "os/os.h"
 
 static void add_superslab(hak_stats_t *st, const hak_superslab_t *ss) {
@@ -63,6 +64,7 @@ static void note_peak(hak_heap_impl_t *heap, hak_stats_t *st) {
 
 static void fill_one(hak_heap_impl_t *heap, hak_stats_t *st) {
     hak_lock(&heap->lock);
+    hak_heap_settle_abandoned_locked(heap);
     add_heap_locked(st, heap);
     hak_unlock(&heap->lock);
     note_peak(heap, st);

@@ -21,6 +21,20 @@ static void ss_unlink(hak_superslab_t **head, hak_superslab_t *ss) {
     ss->next = ss->prev = NULL;
 }
 
+/* The heap's list of abandoned SuperSlabs; its head is also read without the lock (adoption's quick check). */
+static void abandoned_push_locked(hak_heap_impl_t *heap, hak_superslab_t *ss) {
+    ss->prev = NULL;
+    ss->next = heap->abandoned;
+    if (ss->next) ss->next->prev = ss;
+    __atomic_store_n(&heap->abandoned, ss, __ATOMIC_RELAXED);
+}
+
+static void abandoned_unlink_locked(hak_heap_impl_t *heap, hak_superslab_t *ss) {
+    if (ss->prev) ss->prev->next = ss->next; else __atomic_store_n(&heap->abandoned, ss->next, __ATOMIC_RELAXED);
+    if (ss->next) ss->next->prev = ss->prev;
+    ss->next = ss->prev = NULL;
+}
+
 /* A thread heap's SuperSlab list changes under its heap's lock, so statistics can walk it from any thread. */
 static void theap_ss_link(hak_theap_t *th, hak_superslab_t *ss) {
     hak_lock(&th->heap->lock);
@@ -189,7 +203,7 @@ void hak_theap_abandon_locked(hak_theap_t *th) {
         ss_unlink(&th->superslabs, ss);
         ss->owner = NULL;
         __atomic_store_n(&ss->owner_tid, 0, __ATOMIC_RELEASE);
-        ss_link(&heap->abandoned, ss);
+        abandoned_push_locked(heap, ss);
     }
     theap_unlink_locked(th);
     hak_meta_free(th, sizeof *th);
@@ -203,4 +217,30 @@ void hak_theap_drop_locked(hak_theap_t *th) {
     }
     theap_unlink_locked(th);
     hak_meta_free(th, sizeof *th);
+}
+
+void hak_heap_settle_abandoned_locked(hak_heap_impl_t *heap) {
+    hak_superslab_t *next;
+    for (hak_superslab_t *ss = heap->abandoned; ss != NULL; ss = next) {
+        next = ss->next;
+        __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
+        for (unsigned i = 0; i < HAK_SLABS_PER_SS;) {
+            hak_slab_t *s = &ss->slabs[i];
+            unsigned n = s->span_slabs;
+            if (n == 0) {
+                i++;
+                continue;
+            }
+            i += n;
+            hak_slab_collect_remote(s);
+            if (s->used == 0) {
+                hak_heap_uncharge(heap, (size_t)n * HAK_SLAB_SIZE);
+                hak_ss_span_release(ss, s);
+            }
+        }
+        if (hak_ss_is_empty(ss)) {
+            abandoned_unlink_locked(heap, ss);
+            hak_ss_release(ss);
+        }
+    }
 }

@@ -94,10 +94,12 @@ HAK_OVERRIDE void *reallocarray(void *p, size_t count, size_t size) {
 
 /* ---- aligned allocation ---- */
 
+/* Size 0 asks for 1 byte: hak_aligned_alloc(a, 0) with a large alignment (256 KiB .. 1 MiB) returns a block
+ * with no usable byte at the end of its mapping, which hak_usable_size / hak_heap_of do not recognise. */
 static void *aligned(size_t alignment, size_t size) {
     if (alignment <= HAK_MIN_ALIGN)
         return malloc(size);
-    return hak_aligned_alloc(alignment, size);
+    return hak_aligned_alloc(alignment, size ? size : 1);
 }
 
 HAK_OVERRIDE int posix_memalign(void **memptr, size_t alignment, size_t size) {

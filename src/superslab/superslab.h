@@ -48,7 +48,7 @@ typedef struct hak_slab_s {
     uint64_t div_magic;
     uint8_t *start;                    /* first block */
     struct hak_slab_s *next, *prev;    /* thread heap's list of slabs with free blocks for this class */
-    hak_block_t *_Atomic thread_free;  /* frees from other threads, one CAS each */
+    hak_block_t *thread_free;          /* frees from other threads, one CAS each (atomic access) */
 } __attribute__((aligned(128))) hak_slab_t; /* a power of two: descriptor lookups are shifts, and
                                                neighbouring slabs do not share cache lines */
 
