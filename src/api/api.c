@@ -114,9 +114,9 @@ void *hak_heap_calloc(hak_heap_t *heap, size_t count, size_t size) {
     return calloc_in(heap ? heap : &hak_heap_main, count, size);
 }
 
-/* Aligned allocation. Small requests first try a block whose class is a multiple of the alignment (blocks
- * of such classes are usually aligned already); otherwise they over-allocate and return an aligned pointer
- * inside the block, flagging the slab so frees round down to the block start. */
+/* Aligned allocation. Up to HAK_NATURAL_ALIGN_MAX a class that is a multiple of the alignment gives aligned
+ * blocks; larger alignments over-allocate and return an aligned pointer inside the block, flagging the slab
+ * so frees round down to the block start; the largest go to large blocks. */
 static void *aligned_in(hak_heap_impl_t *heap, size_t align, size_t size) {
     if (!hak_is_pow2(align)) {
         errno = EINVAL;
@@ -130,11 +130,14 @@ static void *aligned_in(hak_heap_impl_t *heap, size_t align, size_t size) {
         return heap_alloc(heap, size);
     if (size == 0)
         size = 1; /* the aligned pointer must lie inside the block, not at its end */
-    if (size <= HAK_SLAB_MAX_SIZE && hak_class_size(hak_size_class(size)) % align == 0) {
-        void *p = heap_alloc(heap, size);
-        if (p == NULL || ((uintptr_t)p & (align - 1)) == 0)
-            return p;
-        hak_free(p);
+    if (align <= HAK_NATURAL_ALIGN_MAX && size <= HAK_SLAB_MAX_SIZE) {
+        /* Spans start on HAK_NATURAL_ALIGN_MAX boundaries, so every block of a class that is a multiple of
+         * the alignment is aligned: take the smallest such class. */
+        unsigned cls = hak_size_class(size > align ? size : align);
+        while (cls < HAK_CLASS_COUNT && hak_class_size(cls) % align != 0)
+            cls++;
+        if (cls < HAK_CLASS_COUNT)
+            return heap_alloc(heap, hak_class_size(cls));
     }
     if (align <= HAK_SLAB_MAX_SIZE && size + align - HAK_MIN_ALIGN <= HAK_SLAB_MAX_SIZE) {
         uint8_t *p = heap_alloc(heap, size + align - HAK_MIN_ALIGN);

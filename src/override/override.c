@@ -16,10 +16,11 @@
  * - valloc is page aligned; pvalloc also rounds the size up to whole pages, and pvalloc(0) is one page.
  * - malloc_usable_size(NULL) is 0; cfree is free (glibc keeps it as a compat symbol).
  *
- * Foreign pointers (not hakmem's by the region map: glibc's blocks from before the override took effect, or
- * from __libc_malloc) go to glibc's __libc_free / __libc_realloc / malloc_usable_size, so neither heap is
- * corrupted. Pointers inside hakmem's memory that are not live blocks (interior pointers, double frees) are
- * still reported by hakmem (HAKMEM_ON_ERROR). See foreign.h.
+ * Foreign pointers (not in hakmem's memory by the region map and, for large blocks, the block's mapping:
+ * glibc's blocks from before the override took effect, or from __libc_malloc) go to glibc's __libc_free /
+ * __libc_realloc / malloc_usable_size, so neither heap is corrupted. Pointers inside hakmem's memory that are
+ * not live blocks (interior pointers, double frees) are still reported by hakmem (HAKMEM_ON_ERROR): ownership
+ * is decided by address range, not by hak_heap_of (which is NULL for those too). See foreign.h.
  *
  * Safe from the first call: nothing below calls dlsym, getenv, stdio or an allocating pthread function on the
  * allocation path; the first allocation initialises hakmem through hak_init (pthread_once, environ scan,
@@ -30,12 +31,32 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "bigcache/large.h"
 #include "hakmem/hakmem.h"
+#include "os/os.h"
 #include "override/foreign.h"
 #include "tiny/tiny.h"
 
 #define HAK_OVERRIDE __attribute__((visibility("default")))
 #define HAK_MIN_ALIGN ((size_t)16)
+
+/* Region kind of p, or HAK_REGION_NONE if p certainly is not hakmem's. A SuperSlab fills its whole 2 MiB
+ * chunk, but a large block's mapping may be shorter than the chunk the region map marks for it, and the
+ * kernel places other mappings (glibc's mmapped chunks among them) in the rest of that chunk: a pointer
+ * there is foreign. A pointer inside a large mapping that is not its block start stays hakmem's (reported). */
+static hak_cold unsigned large_kind(const void *p, unsigned kind) {
+    uintptr_t chunk = hak_chunk_base(p);
+    const hak_large_t *h = (const hak_large_t *)(kind == HAK_REGION_LARGE ? chunk : chunk - HAK_OS_PAGE);
+    uintptr_t base = (uintptr_t)h->map_base;
+    return (uintptr_t)p - base < h->map_size ? kind : HAK_REGION_NONE;
+}
+
+static inline unsigned owner_kind(const void *p) {
+    unsigned kind = hak_region_kind(p);
+    if (hak_unlikely(kind >= HAK_REGION_LARGE))
+        return large_kind(p, kind);
+    return kind;
+}
 
 /* ---- malloc / free: the hot paths, inlined from hak_alloc / hak_free ---- */
 
@@ -48,6 +69,8 @@ HAK_OVERRIDE void *malloc(size_t size) {
 static hak_cold void free_not_slab(void *p, unsigned kind) {
     if (p == NULL)
         return;
+    if (kind != HAK_REGION_NONE)
+        kind = large_kind(p, kind);
     if (kind == HAK_REGION_NONE) {
         __libc_free(p); /* glibc's block: glibc's free keeps errno itself */
         return;
@@ -73,8 +96,7 @@ HAK_OVERRIDE void *calloc(size_t count, size_t size) { return hak_calloc(count, 
 HAK_OVERRIDE void *realloc(void *p, size_t size) {
     if (p == NULL)
         return malloc(size);
-    unsigned kind = hak_region_kind(p);
-    if (hak_unlikely(kind == HAK_REGION_NONE))
+    if (hak_unlikely(owner_kind(p) == HAK_REGION_NONE))
         return __libc_realloc(p, size); /* glibc's block stays glibc's (and glibc frees it when size is 0) */
     if (size == 0) {
         free(p);
@@ -164,7 +186,7 @@ HAK_OVERRIDE void *pvalloc(size_t size) {
 HAK_OVERRIDE size_t malloc_usable_size(void *p) {
     if (p == NULL)
         return 0;
-    if (hak_unlikely(hak_region_kind(p) == HAK_REGION_NONE))
+    if (hak_unlikely(owner_kind(p) == HAK_REGION_NONE))
         return hak_foreign_usable_size(p);
     return hak_usable_size(p);
 }

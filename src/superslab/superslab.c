@@ -78,8 +78,7 @@ static void warm_unlink(hak_superslab_t *ss) {
 static void purge_to_cold(hak_superslab_t *ss) {
     warm_unlink(ss);
     /* Keep the header pages: they hold the list links. */
-    size_t keep = hak_align_up(HAK_SS_HEADER_SIZE, HAK_OS_PAGE);
-    hak_os_purge((uint8_t *)ss + keep, HAK_SS_SIZE - keep);
+    hak_os_purge((uint8_t *)ss + HAK_SS_HEADER_SIZE, HAK_SS_SIZE - HAK_SS_HEADER_SIZE);
     ss->purged = 1;
     ss->next = cold_head;
     cold_head = ss;

@@ -64,7 +64,12 @@ typedef struct hak_superslab_s {
     hak_slab_t slabs[HAK_SLABS_PER_SS];
 } hak_superslab_t;
 
-#define HAK_SS_HEADER_SIZE ((sizeof(hak_superslab_t) + 63) & ~(size_t)63)
+/* Slab 0's blocks start after the header, rounded to a page: every span then starts on a boundary of at
+ * least 8 KiB, so blocks of a class that is a multiple of an alignment up to HAK_NATURAL_ALIGN_MAX are
+ * aligned without padding (see hak_aligned_alloc). */
+#define HAK_SS_HEADER_SIZE ((sizeof(hak_superslab_t) + 4095) & ~(size_t)4095)
+#define HAK_NATURAL_ALIGN_MAX ((size_t)8192)
+_Static_assert(HAK_SS_HEADER_SIZE % HAK_NATURAL_ALIGN_MAX == 0, "slab 0 must start naturally aligned");
 
 extern hak_slab_t hak_slab_empty; /* never has free blocks: the fast path's "go slow" sentinel */
 

@@ -27,12 +27,15 @@ const uint32_t hak_class_sizes[HAK_CLASS_COUNT] = {
     Q(8192), Q(16384), Q(32768), Q(65536), Q(131072),           /* pool: up to 256 KiB */
 };
 
-/* Slabs per span: enough for HAK_POOL_MIN_BLOCKS blocks, capped at HAK_POOL_MAX_SLABS. */
-#define SP(b) ((b) * HAK_POOL_MIN_BLOCKS + HAK_SLAB_SIZE - 1) / HAK_SLAB_SIZE > HAK_POOL_MAX_SLABS \
-                  ? HAK_POOL_MAX_SLABS : ((b) * HAK_POOL_MIN_BLOCKS + HAK_SLAB_SIZE - 1) / HAK_SLAB_SIZE
+/* Slabs per span: enough for the minimum block count of the tier, capped at HAK_POOL_MAX_SLABS. */
+#define SPN(b, n) ((b) * (n) + HAK_SLAB_SIZE - 1) / HAK_SLAB_SIZE > HAK_POOL_MAX_SLABS \
+                      ? HAK_POOL_MAX_SLABS : ((b) * (n) + HAK_SLAB_SIZE - 1) / HAK_SLAB_SIZE
+#define SP(b) SPN(b, HAK_TINY_SPAN_MIN_BLOCKS)
 #define SPQ(b) SP((b) + (b) / 4), SP((b) + (b) / 2), SP((b) + 3 * (b) / 4), SP(2 * (b))
+#define PQ(b) SPN((b) + (b) / 4, HAK_POOL_MIN_BLOCKS), SPN((b) + (b) / 2, HAK_POOL_MIN_BLOCKS), \
+              SPN((b) + 3 * (b) / 4, HAK_POOL_MIN_BLOCKS), SPN(2 * (b), HAK_POOL_MIN_BLOCKS)
 const uint8_t hak_class_span_slabs[HAK_CLASS_COUNT] = {
     SP(16), SP(32), SP(48), SP(64), SP(80), SP(96), SP(112), SP(128),
     SPQ(128), SPQ(256), SPQ(512), SPQ(1024), SPQ(2048), SPQ(4096),
-    SPQ(8192), SPQ(16384), SPQ(32768), SPQ(65536), SPQ(131072),
+    PQ(8192), PQ(16384), PQ(32768), PQ(65536), PQ(131072),
 };
