@@ -45,12 +45,12 @@ void *hak_heap_alloc(hak_heap_t *heap, size_t size) { return heap_alloc(heap ? h
 static hak_cold void free_not_slab(void *p, unsigned kind) {
     if (p == NULL)
         return;
-    if (kind == HAK_REGION_NONE) {
+    hak_large_t *h = kind == HAK_REGION_NONE ? NULL : hak_large_mapping_of(p, kind);
+    if (h == NULL) {
         hak_report_invalid("free of a pointer hakmem does not own", p);
         return;
     }
-    hak_large_t *h = hak_large_of(p, kind);
-    if (h == NULL) {
+    if (h->block != (uint8_t *)p) {
         hak_report_invalid("free of an interior pointer of a large block", p);
         return;
     }
@@ -201,18 +201,21 @@ void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size) {
     return realloc_in(heap ? heap : &hak_heap_main, p, size);
 }
 
-static void settle_abandoned(hak_heap_impl_t *heap, void *arg) {
+/* For each live heap (the registry is locked, so none is destroyed meanwhile): the calling thread's empty
+ * spans, and the abandoned SuperSlabs of exited threads. */
+static void collect_heap(hak_heap_impl_t *heap, void *arg) {
     (void)arg;
+    hak_theap_t *th = hak_theap_find(heap);
+    if (th != NULL)
+        hak_theap_release_empty(th);
     hak_lock(&heap->lock);
     hak_heap_settle_abandoned_locked(heap);
     hak_unlock(&heap->lock);
 }
 
 void hak_collect(int force) {
-    hak_theap_t *th = hak_tls_theap;
-    if (th != &hak_theap_empty)
-        hak_theap_collect_remote(th);
-    hak_heap_foreach(settle_abandoned, NULL);
+    hak_init();
+    hak_heap_foreach(collect_heap, NULL);
     hak_ss_cache_collect(force != 0);
     hak_bigcache_collect(force != 0);
 }

@@ -51,6 +51,10 @@ static uint8_t *map_far(size_t map_size, size_t align) {
     return base;
 }
 
+static uint8_t *map_new(size_t map_size, size_t align) {
+    return align < HAK_CHUNK_SIZE ? hak_os_map_aligned(map_size, HAK_CHUNK_SIZE) : map_far(map_size, align);
+}
+
 static void publish(hak_large_t *h) {
     hak_region_set((void *)hak_chunk_base(h->block),
                    h->block == h->map_base + HAK_OS_PAGE && hak_chunk_base(h->block) == (uintptr_t)h->block
@@ -82,20 +86,27 @@ void *hak_large_alloc(hak_heap_impl_t *heap, size_t size, size_t align, bool zer
     if (align < HAK_CHUNK_SIZE) {
         size_t got;
         base = hak_bigcache_take(map_size, &got);
-        if (base != NULL)
+        if (base != NULL && hak_heap_charge(heap, got)) {
             map_size = got; /* a near fit may be a little larger: the block gets all of it */
+            if (zero)
+                memset(base + offset, 0, map_size - offset); /* reused pages are dirty */
+        } else if (base != NULL) {
+            /* the near fit is over the heap's limit where an exact mapping may not be */
+            if (!hak_bigcache_put(base, got))
+                hak_os_unmap(base, got);
+            base = NULL;
+        }
     }
-    if (!hak_heap_charge(heap, map_size)) {
-        if (base != NULL && !hak_bigcache_put(base, map_size))
-            hak_os_unmap(base, map_size);
-        errno = ENOMEM;
-        return NULL;
-    }
-    if (base != NULL) {
-        if (zero)
-            memset(base + offset, 0, map_size - offset); /* reused pages are dirty */
-    } else {
-        base = align < HAK_CHUNK_SIZE ? hak_os_map_aligned(map_size, HAK_CHUNK_SIZE) : map_far(map_size, align);
+    if (base == NULL) {
+        if (!hak_heap_charge(heap, map_size)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        base = map_new(map_size, align);
+        if (base == NULL) {
+            hak_bigcache_collect(true); /* out of memory or address space: drop the cache and retry once */
+            base = map_new(map_size, align);
+        }
         if (base == NULL) {
             hak_heap_uncharge(heap, map_size);
             errno = ENOMEM;

@@ -21,11 +21,18 @@ typedef struct hak_large_s {
     uint64_t magic;
 } hak_large_t;
 
-/* Header of the large block p, or NULL if p is not the start of a live large block. */
-static inline hak_large_t *hak_large_of(const void *p, unsigned kind) {
+/* Header of the large mapping in p's chunk (kind from the region map), or NULL if p lies outside that
+ * mapping: a mapping may be shorter than its 2 MiB chunk, and the kernel puts other mappings in the rest. */
+static inline hak_large_t *hak_large_mapping_of(const void *p, unsigned kind) {
     uintptr_t chunk = hak_chunk_base(p);
     hak_large_t *h = (hak_large_t *)(kind == HAK_REGION_LARGE ? chunk : chunk - 4096);
-    return h->block == (const uint8_t *)p ? h : NULL;
+    return (uintptr_t)p - (uintptr_t)h->map_base < h->map_size ? h : NULL;
+}
+
+/* Header of the large block p, or NULL if p is not the start of a live large block. */
+static inline hak_large_t *hak_large_of(const void *p, unsigned kind) {
+    hak_large_t *h = hak_large_mapping_of(p, kind);
+    return h != NULL && h->block == (const uint8_t *)p ? h : NULL;
 }
 
 static inline size_t hak_large_usable(const hak_large_t *h) {

@@ -52,8 +52,11 @@ static void fork_child(void) {
 static void init_once_fn(void) {
     hak_options_load();
     pthread_key_create(&thread_key, thread_exit);
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    hak_stats_init();
+    /* Marked done before pthread_atfork: glibc allocates there once its inline handler slots are used up,
+     * and that malloc must not re-enter this pthread_once. */
     __atomic_store_n(&init_done, 1, __ATOMIC_RELEASE);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 void hak_init(void) {

@@ -59,15 +59,20 @@ static inline uintptr_t hak_thread_id(void) { return (uintptr_t)&hak_tls_id_anch
 
 /* Thread heap of `heap` for the calling thread; creates it on first use. NULL on out-of-memory. */
 hak_theap_t *hak_theap_get_slow(hak_heap_impl_t *heap);
-static inline hak_theap_t *hak_theap_get(hak_heap_impl_t *heap) {
+/* The calling thread's heap for `heap` if it has one yet, else NULL. */
+static inline hak_theap_t *hak_theap_find(hak_heap_impl_t *heap) {
     if (heap == &hak_heap_main) {
         hak_theap_t *th = hak_tls_theap;
-        if (hak_likely(th != &hak_theap_empty))
-            return th;
-    } else if (hak_likely(heap->id < hak_tls_slot_count && hak_tls_slots[heap->id].gen == heap->gen)) {
-        return hak_tls_slots[heap->id].theap;
+        return th != &hak_theap_empty ? th : NULL;
     }
-    return hak_theap_get_slow(heap);
+    if (heap->id < hak_tls_slot_count && hak_tls_slots[heap->id].gen == heap->gen)
+        return hak_tls_slots[heap->id].theap;
+    return NULL;
+}
+
+static inline hak_theap_t *hak_theap_get(hak_heap_impl_t *heap) {
+    hak_theap_t *th = hak_theap_find(heap);
+    return hak_likely(th != NULL) ? th : hak_theap_get_slow(heap);
 }
 
 /* Quota: charge or refund bytes held from the OS. Charge fails (false) past limit_bytes. */
@@ -76,6 +81,8 @@ void hak_heap_uncharge(hak_heap_impl_t *heap, size_t bytes);
 
 /* Process-wide initialisation (idempotent, cheap after the first call). */
 void hak_init(void);
+/* Statistics set-up at initialisation (heap/stats.c): keeps a private copy of stderr for HAKMEM_SHOW_STATS. */
+void hak_stats_init(void);
 
 /* Takes an abandoned SuperSlab of th's heap, if any, and makes th its owner. */
 hak_superslab_t *hak_heap_adopt(hak_theap_t *th);

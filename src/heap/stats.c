@@ -1,5 +1,8 @@
 /* Statistics, gathered by walking metadata under the heap locks: nothing is counted on the fast paths. */
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "api/options.h"
@@ -23,7 +26,9 @@ static void add_superslab(hak_stats_t *st, const hak_superslab_t *ss) {
         }
         i += n;
         uint64_t bs = hak_load_relaxed(&s->block_size);
-        uint64_t used = hak_load_relaxed(&s->used);
+        /* blocks freed by other threads and not yet collected by the owner are not live */
+        uint32_t owner_used = hak_load_relaxed(&s->used), pending = hak_load_relaxed(&s->remote_pending);
+        uint64_t used = owner_used > pending ? owner_used - pending : 0;
         uint64_t reserved = hak_load_relaxed(&s->reserved);
         unsigned cls = hak_load_relaxed(&s->cls);
         st->live_blocks += used;
@@ -120,40 +125,83 @@ int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out) {
     return 0;
 }
 
-void hak_stats_print(FILE *out, int json) {
-    hak_stats_t st;
-    st.size = sizeof st;
-    if (hak_heap_stats(NULL, &st) != 0 || out == NULL)
+/* Appends printf-style text to buf (capacity cap, length *len), truncating at the end. */
+__attribute__((format(printf, 4, 5))) static void append(char *buf, size_t cap, size_t *len, const char *fmt,
+                                                         ...) {
+    if (*len >= cap)
         return;
-    if (json) {
-        fprintf(out,
-                "{\"name\":\"%s\",\"heaps\":%" PRIu64 ",\"live_blocks\":%" PRIu64 ",\"live_bytes\":%" PRIu64
-                ",\"peak_live_bytes\":%" PRIu64 ",\"reserved_bytes\":%" PRIu64 ",\"committed_bytes\":%" PRIu64
-                ",\"cached_bytes\":%" PRIu64 ",\"large_blocks\":%" PRIu64 ",\"large_bytes\":%" PRIu64
-                ",\"classes\":[",
-                st.name, st.heap_count, st.live_blocks, st.live_bytes, st.peak_live_bytes, st.reserved_bytes,
-                st.committed_bytes, st.cached_bytes, st.large_blocks, st.large_bytes);
-        for (unsigned c = 0; c < st.class_count; c++)
-            fprintf(out, "%s{\"block_size\":%" PRIu64 ",\"live_blocks\":%" PRIu64 ",\"slabs\":%" PRIu64 "}",
-                    c ? "," : "", st.classes[c].block_size, st.classes[c].live_blocks, st.classes[c].slabs);
-        fprintf(out, "]}\n");
-        return;
-    }
-    fprintf(out,
-            "hakmem stats (%s): heaps %" PRIu64 "\n"
-            "  live      %" PRIu64 " blocks, %" PRIu64 " bytes (peak %" PRIu64 ")\n"
-            "  large     %" PRIu64 " blocks, %" PRIu64 " bytes\n"
-            "  reserved  %" PRIu64 " bytes, committed %" PRIu64 ", cached %" PRIu64 "\n",
-            st.name, st.heap_count, st.live_blocks, st.live_bytes, st.peak_live_bytes, st.large_blocks,
-            st.large_bytes, st.reserved_bytes, st.committed_bytes, st.cached_bytes);
-    for (unsigned c = 0; c < st.class_count; c++)
-        if (st.classes[c].slabs != 0)
-            fprintf(out, "  class %6" PRIu64 " B: %" PRIu64 " live blocks in %" PRIu64 " spans\n",
-                    st.classes[c].block_size, st.classes[c].live_blocks, st.classes[c].slabs);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
 }
 
-/* HAKMEM_SHOW_STATS=1: print the process statistics when the library is unloaded or the process exits. */
-__attribute__((destructor)) static void show_stats_at_exit(void) {
+/* Formats the process statistics as text or JSON into buf; returns the length. */
+static size_t format_stats(char *buf, size_t cap, int json) {
+    hak_stats_t st;
+    st.size = sizeof st;
+    size_t len = 0;
+    buf[0] = '\0';
+    if (hak_heap_stats(NULL, &st) != 0)
+        return 0;
+    if (json) {
+        append(buf, cap, &len,
+               "{\"name\":\"%s\",\"heaps\":%" PRIu64 ",\"live_blocks\":%" PRIu64 ",\"live_bytes\":%" PRIu64
+               ",\"peak_live_bytes\":%" PRIu64 ",\"reserved_bytes\":%" PRIu64 ",\"committed_bytes\":%" PRIu64
+               ",\"cached_bytes\":%" PRIu64 ",\"large_blocks\":%" PRIu64 ",\"large_bytes\":%" PRIu64
+               ",\"classes\":[",
+               st.name, st.heap_count, st.live_blocks, st.live_bytes, st.peak_live_bytes, st.reserved_bytes,
+               st.committed_bytes, st.cached_bytes, st.large_blocks, st.large_bytes);
+        for (unsigned c = 0; c < st.class_count; c++)
+            append(buf, cap, &len, "%s{\"block_size\":%" PRIu64 ",\"live_blocks\":%" PRIu64 ",\"slabs\":%" PRIu64 "}",
+                   c ? "," : "", st.classes[c].block_size, st.classes[c].live_blocks, st.classes[c].slabs);
+        append(buf, cap, &len, "]}\n");
+        return len;
+    }
+    append(buf, cap, &len,
+           "hakmem stats (%s): heaps %" PRIu64 "\n"
+           "  live      %" PRIu64 " blocks, %" PRIu64 " bytes (peak %" PRIu64 ")\n"
+           "  large     %" PRIu64 " blocks, %" PRIu64 " bytes\n"
+           "  reserved  %" PRIu64 " bytes, committed %" PRIu64 ", cached %" PRIu64 "\n",
+           st.name, st.heap_count, st.live_blocks, st.live_bytes, st.peak_live_bytes, st.large_blocks,
+           st.large_bytes, st.reserved_bytes, st.committed_bytes, st.cached_bytes);
+    for (unsigned c = 0; c < st.class_count; c++)
+        if (st.classes[c].slabs != 0)
+            append(buf, cap, &len, "  class %6" PRIu64 " B: %" PRIu64 " live blocks in %" PRIu64 " spans\n",
+                   st.classes[c].block_size, st.classes[c].live_blocks, st.classes[c].slabs);
+    return len;
+}
+
+#define STATS_TEXT_MAX 8192
+
+void hak_stats_print(FILE *out, int json) {
+    char buf[STATS_TEXT_MAX];
+    size_t len = format_stats(buf, sizeof buf, json);
+    if (out != NULL && len != 0)
+        fwrite(buf, 1, len, out);
+}
+
+/* HAKMEM_SHOW_STATS=1: print the process statistics at exit. Some programs (coreutils) close stderr in an
+ * atexit handler before library destructors run, so a private duplicate of fd 2 is taken at start-up and
+ * the text goes there with write(2). */
+static int stats_fd = -1;
+
+void hak_stats_init(void) {
     if (hak_options.show_stats)
-        hak_stats_print(stderr, 0);
+        stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+}
+
+__attribute__((destructor)) static void show_stats_at_exit(void) {
+    if (stats_fd < 0)
+        return;
+    char buf[STATS_TEXT_MAX];
+    size_t len = format_stats(buf, sizeof buf, 0);
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(stats_fd, buf + off, len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 
+#include "bigcache/bigcache.h"
 #include "common/meta.h"
 #include "pool/pool.h"
 #include "tiny/slab_list.h"
@@ -63,8 +64,15 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
     unsigned n = hak_span_slabs_for(cls);
     size_t charge = (size_t)n * HAK_SLAB_SIZE;
     if (!hak_heap_charge(th->heap, charge)) {
-        errno = ENOMEM;
-        return NULL;
+        /* At the limit: blocks freed into abandoned SuperSlabs may have emptied spans still charged. */
+        hak_lock(&th->heap->lock);
+        hak_heap_settle_abandoned_locked(th->heap);
+        hak_unlock(&th->heap->lock);
+        hak_theap_collect_remote(th);
+        if (!hak_heap_charge(th->heap, charge)) {
+            errno = ENOMEM;
+            return NULL;
+        }
     }
     for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = ss->next) {
         int i = hak_ss_find_span(ss, n);
@@ -78,6 +86,10 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
             return span_carve(ss, i, n, cls);
     }
     ss = hak_ss_acquire();
+    if (ss == NULL) {
+        hak_bigcache_collect(true); /* out of memory or address space: cached large mappings go first */
+        ss = hak_ss_acquire();
+    }
     if (ss == NULL) {
         hak_heap_uncharge(th->heap, charge);
         errno = ENOMEM;
@@ -241,6 +253,28 @@ void hak_heap_settle_abandoned_locked(hak_heap_impl_t *heap) {
         if (hak_ss_is_empty(ss)) {
             abandoned_unlink_locked(heap, ss);
             hak_ss_release(ss);
+        }
+    }
+}
+
+void hak_theap_release_empty(hak_theap_t *th) {
+    hak_superslab_t *next;
+    for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = next) {
+        next = ss->next;
+        for (unsigned i = 0; i < HAK_SLABS_PER_SS;) {
+            hak_slab_t *s = &ss->slabs[i];
+            unsigned n = s->span_slabs;
+            if (n == 0) {
+                i++;
+                continue;
+            }
+            i += n;
+            if (th->direct[s->cls] == s)
+                th->direct[s->cls] = &hak_slab_empty; /* lets span_settle free the current span too */
+            if (span_settle(th, ss, s))
+                break;
+            if (th->direct[s->cls] == &hak_slab_empty && th->avail[s->cls] != NULL)
+                th->direct[s->cls] = th->avail[s->cls];
         }
     }
 }

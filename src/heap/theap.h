@@ -18,6 +18,9 @@ bool hak_theap_adopt(hak_theap_t *th, hak_superslab_t *ss);
 hak_theap_t *hak_theap_create(hak_heap_impl_t *heap);
 /* Hands th's SuperSlabs to its heap (or back to the cache when empty) and frees th. Heap lock held. */
 void hak_theap_abandon_locked(hak_theap_t *th);
+/* hak_collect for the calling thread: collects remote frees and gives back every empty span, including the
+ * current one of each class. */
+void hak_theap_release_empty(hak_theap_t *th);
 /* Collects remote frees into the heap's abandoned SuperSlabs (nobody owns them while they sit on the list,
  * and the heap lock is held) and gives back the spans and SuperSlabs that turned out empty. */
 void hak_heap_settle_abandoned_locked(hak_heap_impl_t *heap);

@@ -23,6 +23,17 @@ void *hak_os_map_aligned(size_t size, size_t align) {
     if (((uintptr_t)p & (align - 1)) == 0)
         return p;
     hak_os_unmap(p, size);
+    /* The range was free a moment ago: ask for the aligned address just below it (no over-mapping, which
+     * can fail under an address-space limit where the exact size would not). */
+    uintptr_t hint = ((uintptr_t)p & ~(uintptr_t)(align - 1));
+    if (hint != 0) {
+        void *q = mmap((void *)hint, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+        if (q == (void *)hint)
+            return q;
+        if (q != MAP_FAILED)
+            hak_os_unmap(q, size); /* an old kernel ignored the flag and placed it elsewhere */
+    }
     size_t over = size + align;
     if (over < size) {
         errno = ENOMEM;

@@ -1,5 +1,10 @@
-/* The malloc family on top of hakmem's default heap: built into libhakmem_override.so (LD_PRELOAD, or linked
- * ahead of libc) and libhakmem_override.a (linked into an executable, whole-archive or by reference).
+/* The malloc family on top of hakmem's default heap, built into
+ * - libhakmem_override.so (hakmem::override): `LD_PRELOAD=/path/libhakmem_override.so program`, or linked
+ *   into a program ahead of libc;
+ * - libhakmem_override.a (hakmem::override_static): linked into an executable, whose own reference to malloc
+ *   pulls this object in (or whole-archive); the linker exports malloc & co. from the executable because
+ *   libc.so refers to them, so libc's internal allocations come here too.
+ * Both also export the hak_* API, so a program can use private heaps next to the replaced malloc.
  *
  * Semantics are glibc's (2.36 unless noted), including its error codes:
  * - malloc(0) returns a unique freeable block; sizes above PTRDIFF_MAX and calloc/reallocarray overflows
@@ -9,8 +14,8 @@
  *   drop-in malloc must behave like the one programs were tested with. realloc(NULL, n) is malloc(n).
  * - posix_memalign returns EINVAL when the alignment is not a power of two or not a multiple of
  *   sizeof(void *), ENOMEM when out of memory; it never sets errno and leaves *memptr alone on error.
- * - memalign (and valloc, pvalloc) round an alignment that is not a power of two up to the next one, and
- *   treat alignments below 16 as 16, as glibc does; alignments above SIZE_MAX/2+1 fail with EINVAL.
+ * - memalign serves alignments up to 16 as malloc, rounds an alignment that is not a power of two up to the
+ *   next one (at least 32), and fails alignments above SIZE_MAX/2+1 with EINVAL, as glibc does.
  * - aligned_alloc rejects an alignment that is not a power of two (or 0) with EINVAL: C17 and glibc >= 2.38
  *   (glibc 2.36 still treated it like memalign), and hakmem's own contract.
  * - valloc is page aligned; pvalloc also rounds the size up to whole pages, and pvalloc(0) is one page.
@@ -45,10 +50,7 @@
  * kernel places other mappings (glibc's mmapped chunks among them) in the rest of that chunk: a pointer
  * there is foreign. A pointer inside a large mapping that is not its block start stays hakmem's (reported). */
 static hak_cold unsigned large_kind(const void *p, unsigned kind) {
-    uintptr_t chunk = hak_chunk_base(p);
-    const hak_large_t *h = (const hak_large_t *)(kind == HAK_REGION_LARGE ? chunk : chunk - HAK_OS_PAGE);
-    uintptr_t base = (uintptr_t)h->map_base;
-    return (uintptr_t)p - base < h->map_size ? kind : HAK_REGION_NONE;
+    return hak_large_mapping_of(p, kind) != NULL ? kind : HAK_REGION_NONE;
 }
 
 static inline unsigned owner_kind(const void *p) {
@@ -116,12 +118,10 @@ HAK_OVERRIDE void *reallocarray(void *p, size_t count, size_t size) {
 
 /* ---- aligned allocation ---- */
 
-/* Size 0 asks for 1 byte: hak_aligned_alloc(a, 0) with a large alignment (256 KiB .. 1 MiB) returns a block
- * with no usable byte at the end of its mapping, which hak_usable_size / hak_heap_of do not recognise. */
 static void *aligned(size_t alignment, size_t size) {
     if (alignment <= HAK_MIN_ALIGN)
         return malloc(size);
-    return hak_aligned_alloc(alignment, size ? size : 1);
+    return hak_aligned_alloc(alignment, size);
 }
 
 HAK_OVERRIDE int posix_memalign(void **memptr, size_t alignment, size_t size) {
@@ -149,6 +149,8 @@ HAK_OVERRIDE void *memalign(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
+    if (alignment <= HAK_MIN_ALIGN)
+        return malloc(size);
     if ((alignment & (alignment - 1)) != 0) { /* glibc: round up to a power of two */
         size_t a = 2 * HAK_MIN_ALIGN;
         while (a < alignment)

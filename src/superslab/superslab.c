@@ -27,6 +27,7 @@ hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsign
     s->next = s->prev = NULL;
     __atomic_store_n(&s->thread_free, NULL, __ATOMIC_RELAXED);
     hak_store_relaxed(&s->used, 0);
+    hak_store_relaxed(&s->remote_pending, 0);
     hak_store_relaxed(&s->flags, 0);
     hak_store_relaxed(&s->cls, (uint8_t)cls);
     hak_store_relaxed(&s->back, 0);

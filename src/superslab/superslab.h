@@ -44,7 +44,7 @@ typedef struct hak_slab_s {
     uint32_t block_size;
     uint32_t capacity; /* blocks carved into lists so far (lazy extension) */
     uint32_t reserved; /* blocks that fit in the span */
-    uint32_t pad_;
+    uint32_t remote_pending; /* blocks pushed on thread_free and not yet collected (atomic; for stats) */
     uint64_t div_magic;
     uint8_t *start;                    /* first block */
     struct hak_slab_s *next, *prev;    /* thread heap's list of slabs with free blocks for this class */

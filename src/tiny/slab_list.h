@@ -52,6 +52,7 @@ static inline void hak_slab_collect_remote(hak_slab_t *s) {
     tail->next = s->free;
     s->free = list;
     hak_store_relaxed(&s->used, s->used - n);
+    __atomic_fetch_sub(&s->remote_pending, n, __ATOMIC_RELAXED);
 }
 
 #endif
