@@ -55,25 +55,25 @@ HAK_API hak_heap_t *hak_heap_of(const void *p); /* owning heap, or NULL if hakme
 #define HAK_STATS_CLASSES_MAX 64
 
 typedef struct hak_class_stats_s {
-    uint64_t block_size;   /* 0 = unused entry */
-    uint64_t live_blocks;  /* blocks handed out and not yet freed */
-    uint64_t slabs;        /* slabs (or spans) of this class held */
+    uint64_t block_size;  /* 0 = unused entry */
+    uint64_t live_blocks; /* blocks handed out and not yet freed */
+    uint64_t slabs;       /* slabs (or spans) of this class held */
 } hak_class_stats_t;
 
 typedef struct hak_stats_s {
-    size_t size;                 /* set by the caller to sizeof(hak_stats_t); the library fills what fits */
+    size_t size; /* set by the caller to sizeof(hak_stats_t); the library fills what fits */
     char name[HAK_STATS_NAME_MAX];
-    uint64_t live_blocks;        /* all tiers */
-    uint64_t live_bytes;         /* usable bytes of live blocks */
-    uint64_t peak_live_bytes;    /* highest live_bytes seen by a stats walk or at a slab/span/large event */
-    uint64_t reserved_bytes;     /* address space held from the OS */
-    uint64_t committed_bytes;    /* of which possibly backed by memory (not purged) */
-    uint64_t cached_bytes;       /* held but free: empty slabs, spans, cached large mappings */
-    uint64_t large_blocks;       /* blocks served by their own mapping */
+    uint64_t live_blocks;     /* all tiers */
+    uint64_t live_bytes;      /* usable bytes of live blocks */
+    uint64_t peak_live_bytes; /* highest live_bytes seen by a stats walk or at a slab/span/large event */
+    uint64_t reserved_bytes;  /* address space held from the OS */
+    uint64_t committed_bytes; /* of which possibly backed by memory (not purged) */
+    uint64_t cached_bytes;    /* held but free: empty slabs, spans, cached large mappings */
+    uint64_t large_blocks;    /* blocks served by their own mapping */
     uint64_t large_bytes;
-    uint64_t limit_bytes;        /* 0 = unlimited */
-    uint64_t heap_count;         /* process stats: live heaps, including the default one */
-    uint32_t class_count;        /* entries used in classes[] */
+    uint64_t limit_bytes; /* 0 = unlimited */
+    uint64_t heap_count;  /* process stats: live heaps, including the default one */
+    uint32_t class_count; /* entries used in classes[] */
     hak_class_stats_t classes[HAK_STATS_CLASSES_MAX];
 } hak_stats_t;
 

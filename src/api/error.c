@@ -47,8 +47,8 @@ void hak_report_invalid(const char *what, const void *p) {
     memcpy(o, ": ", 2);
     o += 2;
     o = format_hex(o, (uintptr_t)p);
-    const char *tail = hak_options.on_error_abort ? " (aborting; set HAKMEM_ON_ERROR=warn to continue)\n"
-                                                  : " (ignored)\n";
+    const char *tail =
+        hak_options.on_error_abort ? " (aborting; set HAKMEM_ON_ERROR=warn to continue)\n" : " (ignored)\n";
     size_t lt = strlen(tail);
     memcpy(o, tail, lt + 1);
     hak_write_stderr(buf);

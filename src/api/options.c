@@ -30,10 +30,23 @@ static bool parse_size(const char *s, uint64_t *out) {
     for (; *s >= '0' && *s <= '9'; s++)
         v = v * 10 + (uint64_t)(*s - '0');
     switch (*s) {
-    case 'k': case 'K': v <<= 10; s++; break;
-    case 'm': case 'M': v <<= 20; s++; break;
-    case 'g': case 'G': v <<= 30; s++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        v <<= 10;
+        s++;
+        break;
+    case 'm':
+    case 'M':
+        v <<= 20;
+        s++;
+        break;
+    case 'g':
+    case 'G':
+        v <<= 30;
+        s++;
+        break;
+    default:
+        break;
     }
     if (*s == 'b' || *s == 'B')
         s++;

@@ -8,8 +8,8 @@
 #include "os/os.h"
 #include "superslab/region_map.h"
 
-#define GRAIN_BITS 4           /* 16 grains per doubling: sizes in one grain differ by < 6.25% */
-#define NEAR_GRAINS 4          /* a hit may be up to 4 grains larger (about 25% waste at most) */
+#define GRAIN_BITS 4  /* 16 grains per doubling: sizes in one grain differ by < 6.25% */
+#define NEAR_GRAINS 4 /* a hit may be up to 4 grains larger (about 25% waste at most) */
 #define TABLE_MIN 16
 
 /* The entry lives in the first bytes of the cached mapping itself (those pages stay resident). */
@@ -17,8 +17,8 @@ typedef struct entry_s {
     size_t size;
     uint64_t grain;
     uint64_t since_ms;
-    struct entry_s *chain;           /* next in the same bucket */
-    struct entry_s *newer, *older;   /* age list: head = newest, tail = oldest */
+    struct entry_s *chain;         /* next in the same bucket */
+    struct entry_s *newer, *older; /* age list: head = newest, tail = oldest */
 } entry_t;
 
 typedef struct bucket_s {
@@ -103,8 +103,14 @@ static void unlink_entry(entry_t *e) {
     *pp = e->chain;
     if (b->head == NULL)
         erase_bucket(b);
-    if (e->newer) e->newer->older = e->older; else newest = e->older;
-    if (e->older) e->older->newer = e->newer; else oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        newest = e->older;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        oldest = e->newer;
     cached_bytes -= e->size;
     __atomic_store_n(&cached_entries, cached_entries - 1, __ATOMIC_RELAXED);
 }
@@ -123,7 +129,10 @@ static bool link_entry(entry_t *e) {
     }
     e->older = newest;
     e->newer = NULL;
-    if (newest) newest->newer = e; else oldest = e;
+    if (newest)
+        newest->newer = e;
+    else
+        oldest = e;
     newest = e;
     cached_bytes += e->size;
     __atomic_store_n(&cached_entries, cached_entries + 1, __ATOMIC_RELAXED);

@@ -20,7 +20,8 @@ static void heap_link(hak_large_t *h) {
     hak_lock(&heap->lock);
     h->prev = NULL;
     h->next = heap->large;
-    if (h->next) h->next->prev = h;
+    if (h->next)
+        h->next->prev = h;
     heap->large = h;
     hak_unlock(&heap->lock);
 }
@@ -28,8 +29,12 @@ static void heap_link(hak_large_t *h) {
 static void heap_unlink(hak_large_t *h) {
     hak_heap_impl_t *heap = h->heap;
     hak_lock(&heap->lock);
-    if (h->prev) h->prev->next = h->next; else heap->large = h->next;
-    if (h->next) h->next->prev = h->prev;
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        heap->large = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
     hak_unlock(&heap->lock);
 }
 

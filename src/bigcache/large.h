@@ -15,7 +15,7 @@
 typedef struct hak_large_s {
     uint8_t *map_base; /* the header sits here */
     size_t map_size;
-    uint8_t *block;    /* the user's pointer */
+    uint8_t *block; /* the user's pointer */
     hak_heap_impl_t *heap;
     struct hak_large_s *next, *prev; /* heap->large */
     uint64_t magic;

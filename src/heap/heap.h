@@ -20,10 +20,10 @@ typedef struct hak_theap_s {
     hak_slab_t *direct[HAK_CLASS_COUNT]; /* current slab per class; &hak_slab_empty when none */
     hak_slab_t *avail[HAK_CLASS_COUNT];  /* slabs with free blocks (or room to extend), direct first */
     hak_slab_t *avail_tail[HAK_CLASS_COUNT];
-    hak_superslab_t *superslabs;         /* owned SuperSlabs */
-    struct hak_heap_s *heap;             /* NULL only for the static empty thread heap */
+    hak_superslab_t *superslabs; /* owned SuperSlabs */
+    struct hak_heap_s *heap;     /* NULL only for the static empty thread heap */
     uintptr_t tid;
-    struct hak_theap_s *next, *prev;     /* in heap->theaps */
+    struct hak_theap_s *next, *prev; /* in heap->theaps */
 } hak_theap_t;
 
 struct hak_heap_s {
@@ -31,9 +31,9 @@ struct hak_heap_s {
     uint64_t gen; /* unique per created heap: stale per-thread slots are detected by it */
     char name[HAK_STATS_NAME_MAX];
     size_t limit_bytes;
-    size_t held_bytes;          /* spans and large mappings charged to this heap (atomic) */
-    size_t peak_live_bytes;     /* highest live bytes seen by a stats walk (atomic max) */
-    hak_lock_t lock;            /* protects the lists below */
+    size_t held_bytes;      /* spans and large mappings charged to this heap (atomic) */
+    size_t peak_live_bytes; /* highest live bytes seen by a stats walk (atomic max) */
+    hak_lock_t lock;        /* protects the lists below */
     hak_theap_t *theaps;
     hak_superslab_t *abandoned; /* SuperSlabs of exited threads, waiting to be adopted */
     struct hak_large_s *large;  /* live large blocks */
@@ -81,7 +81,8 @@ void hak_heap_uncharge(hak_heap_impl_t *heap, size_t bytes);
 
 /* Process-wide initialisation (idempotent, cheap after the first call). */
 void hak_init(void);
-/* Statistics set-up at initialisation (heap/stats.c): keeps a private copy of stderr for HAKMEM_SHOW_STATS. */
+/* Statistics set-up at initialisation (heap/stats.c): keeps a private copy of stderr for HAKMEM_SHOW_STATS.
+ */
 void hak_stats_init(void);
 
 /* Takes an abandoned SuperSlab of th's heap, if any, and makes th its owner. */

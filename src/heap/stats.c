@@ -155,7 +155,8 @@ static size_t format_stats(char *buf, size_t cap, int json) {
                st.name, st.heap_count, st.live_blocks, st.live_bytes, st.peak_live_bytes, st.reserved_bytes,
                st.committed_bytes, st.cached_bytes, st.large_blocks, st.large_bytes);
         for (unsigned c = 0; c < st.class_count; c++)
-            append(buf, cap, &len, "%s{\"block_size\":%" PRIu64 ",\"live_blocks\":%" PRIu64 ",\"slabs\":%" PRIu64 "}",
+            append(buf, cap, &len,
+                   "%s{\"block_size\":%" PRIu64 ",\"live_blocks\":%" PRIu64 ",\"slabs\":%" PRIu64 "}",
                    c ? "," : "", st.classes[c].block_size, st.classes[c].live_blocks, st.classes[c].slabs);
         append(buf, cap, &len, "]}\n");
         return len;

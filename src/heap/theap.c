@@ -12,27 +12,38 @@ static bool span_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s);
 static void ss_link(hak_superslab_t **head, hak_superslab_t *ss) {
     ss->prev = NULL;
     ss->next = *head;
-    if (*head) (*head)->prev = ss;
+    if (*head)
+        (*head)->prev = ss;
     *head = ss;
 }
 
 static void ss_unlink(hak_superslab_t **head, hak_superslab_t *ss) {
-    if (ss->prev) ss->prev->next = ss->next; else *head = ss->next;
-    if (ss->next) ss->next->prev = ss->prev;
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        *head = ss->next;
+    if (ss->next)
+        ss->next->prev = ss->prev;
     ss->next = ss->prev = NULL;
 }
 
-/* The heap's list of abandoned SuperSlabs; its head is also read without the lock (adoption's quick check). */
+/* The heap's list of abandoned SuperSlabs; its head is also read without the lock (adoption's quick check).
+ */
 static void abandoned_push_locked(hak_heap_impl_t *heap, hak_superslab_t *ss) {
     ss->prev = NULL;
     ss->next = heap->abandoned;
-    if (ss->next) ss->next->prev = ss;
+    if (ss->next)
+        ss->next->prev = ss;
     __atomic_store_n(&heap->abandoned, ss, __ATOMIC_RELAXED);
 }
 
 static void abandoned_unlink_locked(hak_heap_impl_t *heap, hak_superslab_t *ss) {
-    if (ss->prev) ss->prev->next = ss->next; else __atomic_store_n(&heap->abandoned, ss->next, __ATOMIC_RELAXED);
-    if (ss->next) ss->next->prev = ss->prev;
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        __atomic_store_n(&heap->abandoned, ss->next, __ATOMIC_RELAXED);
+    if (ss->next)
+        ss->next->prev = ss->prev;
     ss->next = ss->prev = NULL;
 }
 
@@ -179,7 +190,8 @@ hak_theap_t *hak_theap_create(hak_heap_impl_t *heap) {
     th->tid = hak_thread_id();
     hak_lock(&heap->lock);
     th->next = heap->theaps;
-    if (th->next) th->next->prev = th;
+    if (th->next)
+        th->next->prev = th;
     heap->theaps = th;
     hak_unlock(&heap->lock);
     return th;
@@ -187,8 +199,12 @@ hak_theap_t *hak_theap_create(hak_heap_impl_t *heap) {
 
 static void theap_unlink_locked(hak_theap_t *th) {
     hak_heap_impl_t *heap = th->heap;
-    if (th->prev) th->prev->next = th->next; else heap->theaps = th->next;
-    if (th->next) th->next->prev = th->prev;
+    if (th->prev)
+        th->prev->next = th->next;
+    else
+        heap->theaps = th->next;
+    if (th->next)
+        th->next->prev = th->prev;
 }
 
 void hak_theap_abandon_locked(hak_theap_t *th) {
@@ -211,7 +227,8 @@ void hak_theap_abandon_locked(hak_theap_t *th) {
         }
         if (released)
             continue;
-        /* Still has live blocks: hand it to the heap. Its spans leave th's lists (links are reset on adoption). */
+        /* Still has live blocks: hand it to the heap. Its spans leave th's lists (links are reset on
+         * adoption). */
         ss_unlink(&th->superslabs, ss);
         ss->owner = NULL;
         __atomic_store_n(&ss->owner_tid, 0, __ATOMIC_RELEASE);

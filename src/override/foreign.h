@@ -15,7 +15,8 @@ extern void __libc_free(void *p);
 extern void *__libc_realloc(void *p, size_t size);
 
 /* Usable size of a glibc block: glibc's malloc_usable_size, found lazily through dlsym(RTLD_NEXT) (it has no
- * __libc_ alias). Only reached for foreign pointers, never on the allocation path. 0 if it cannot be found. */
+ * __libc_ alias). Only reached for foreign pointers, never on the allocation path. 0 if it cannot be found.
+ */
 hak_cold size_t hak_foreign_usable_size(void *p);
 
 #endif

@@ -48,7 +48,8 @@
 /* Region kind of p, or HAK_REGION_NONE if p certainly is not hakmem's. A SuperSlab fills its whole 2 MiB
  * chunk, but a large block's mapping may be shorter than the chunk the region map marks for it, and the
  * kernel places other mappings (glibc's mmapped chunks among them) in the rest of that chunk: a pointer
- * there is foreign. A pointer inside a large mapping that is not its block start stays hakmem's (reported). */
+ * there is foreign. A pointer inside a large mapping that is not its block start stays hakmem's (reported).
+ */
 static hak_cold unsigned large_kind(const void *p, unsigned kind) {
     return hak_large_mapping_of(p, kind) != NULL ? kind : HAK_REGION_NONE;
 }

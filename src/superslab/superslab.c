@@ -70,8 +70,14 @@ static hak_superslab_t *warm_head, *warm_tail, *cold_head;
 static size_t warm_count, cold_count;
 
 static void warm_unlink(hak_superslab_t *ss) {
-    if (ss->prev) ss->prev->next = ss->next; else warm_head = ss->next;
-    if (ss->next) ss->next->prev = ss->prev; else warm_tail = ss->prev;
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        warm_head = ss->next;
+    if (ss->next)
+        ss->next->prev = ss->prev;
+    else
+        warm_tail = ss->prev;
     ss->next = ss->prev = NULL;
     warm_count--;
 }
@@ -87,9 +93,8 @@ static void purge_to_cold(hak_superslab_t *ss) {
 }
 
 static void decay_locked(uint64_t now, bool force) {
-    while (warm_tail != NULL &&
-           (force || warm_count > hak_options.ss_cache_max ||
-            now - warm_tail->cached_since_ms >= hak_options.purge_delay_ms))
+    while (warm_tail != NULL && (force || warm_count > hak_options.ss_cache_max ||
+                                 now - warm_tail->cached_since_ms >= hak_options.purge_delay_ms))
         purge_to_cold(warm_tail);
 }
 
@@ -137,7 +142,10 @@ void hak_ss_release(hak_superslab_t *ss) {
     hak_lock(&ss_cache_lock);
     ss->next = warm_head;
     ss->prev = NULL;
-    if (warm_head) warm_head->prev = ss; else warm_tail = ss;
+    if (warm_head)
+        warm_head->prev = ss;
+    else
+        warm_tail = ss;
     warm_head = ss;
     warm_count++;
     decay_locked(now, false);

@@ -42,25 +42,25 @@ typedef struct hak_slab_s {
     uint8_t back;            /* descriptor index minus its span's first index (0 for the first) */
     uint8_t span_slabs;      /* slabs in the span; 0 = free slab */
     uint32_t block_size;
-    uint32_t capacity; /* blocks carved into lists so far (lazy extension) */
-    uint32_t reserved; /* blocks that fit in the span */
+    uint32_t capacity;       /* blocks carved into lists so far (lazy extension) */
+    uint32_t reserved;       /* blocks that fit in the span */
     uint32_t remote_pending; /* blocks pushed on thread_free and not yet collected (atomic; for stats) */
     uint64_t div_magic;
-    uint8_t *start;                    /* first block */
-    struct hak_slab_s *next, *prev;    /* thread heap's list of slabs with free blocks for this class */
-    hak_block_t *thread_free;          /* frees from other threads, one CAS each (atomic access) */
+    uint8_t *start;                         /* first block */
+    struct hak_slab_s *next, *prev;         /* thread heap's list of slabs with free blocks for this class */
+    hak_block_t *thread_free;               /* frees from other threads, one CAS each (atomic access) */
 } __attribute__((aligned(128))) hak_slab_t; /* a power of two: descriptor lookups are shifts, and
                                                neighbouring slabs do not share cache lines */
 
 typedef struct hak_superslab_s {
-    uintptr_t owner_tid;      /* thread id of the owner, 0 when abandoned or cached (atomic access) */
+    uintptr_t owner_tid; /* thread id of the owner, 0 when abandoned or cached (atomic access) */
     struct hak_theap_s *owner;
-    struct hak_heap_s *heap;  /* owning heap, NULL while cached (atomic access) */
+    struct hak_heap_s *heap; /* owning heap, NULL while cached (atomic access) */
     struct hak_superslab_s *next, *prev;
-    uint32_t free_mask;       /* bit i set = slab i is free (owner writes, relaxed) */
-    uint32_t remote_mask;     /* bit i set = span starting at slab i got remote frees since last scan */
+    uint32_t free_mask;   /* bit i set = slab i is free (owner writes, relaxed) */
+    uint32_t remote_mask; /* bit i set = span starting at slab i got remote frees since last scan */
     uint64_t cached_since_ms;
-    uint8_t purged;           /* cached and given back to the OS */
+    uint8_t purged; /* cached and given back to the OS */
     hak_slab_t slabs[HAK_SLABS_PER_SS];
 } hak_superslab_t;
 
@@ -81,7 +81,9 @@ static inline hak_slab_t *hak_slab_of(hak_superslab_t *ss, const void *p) {
     return s - hak_load_relaxed(&s->back);
 }
 
-static inline unsigned hak_slab_index(hak_superslab_t *ss, hak_slab_t *s) { return (unsigned)(s - ss->slabs); }
+static inline unsigned hak_slab_index(hak_superslab_t *ss, hak_slab_t *s) {
+    return (unsigned)(s - ss->slabs);
+}
 
 /* Index of the block at offset `off` from the span start, or UINT64_MAX-like garbage if p is not a block
  * start; callers compare idx * block_size with off. */

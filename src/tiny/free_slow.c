@@ -53,7 +53,8 @@ void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p) {
     hak_block_t *old = __atomic_load_n(&s->thread_free, __ATOMIC_RELAXED);
     do {
         b->next = old;
-    } while (!__atomic_compare_exchange_n(&s->thread_free, &old, b, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+    } while (
+        !__atomic_compare_exchange_n(&s->thread_free, &old, b, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
     if (old == NULL)
         __atomic_fetch_or(&ss->remote_mask, 1u << hak_slab_index(ss, s), __ATOMIC_RELEASE);
 }

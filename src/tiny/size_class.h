@@ -1,6 +1,7 @@
 /* Size classes: every block size is a multiple of 16. Steps of 16 B up to 128 B, then four classes per
  * doubling (160, 192, 224, 256, 320, ...) through the slab tiers (tiny up to 8 KiB, pool above it up to
- * HAK_SLAB_MAX_SIZE). A size maps to the smallest class that holds it; sizes up to 1 KiB use one table load. */
+ * HAK_SLAB_MAX_SIZE). A size maps to the smallest class that holds it; sizes up to 1 KiB use one table load.
+ */
 #ifndef HAKMEM_TINY_SIZE_CLASS_H
 #define HAKMEM_TINY_SIZE_CLASS_H
 
@@ -9,9 +10,9 @@
 
 #include "common/compiler.h"
 
-#define HAK_TINY_MAX_SIZE ((size_t)8192)         /* largest tiny class */
-#define HAK_SLAB_MAX_SIZE ((size_t)256 * 1024)   /* largest class served from slabs (pool tops out here) */
-#define HAK_LUT_MAX_SIZE ((size_t)1024)          /* sizes up to this map through the table */
+#define HAK_TINY_MAX_SIZE ((size_t)8192)       /* largest tiny class */
+#define HAK_SLAB_MAX_SIZE ((size_t)256 * 1024) /* largest class served from slabs (pool tops out here) */
+#define HAK_LUT_MAX_SIZE ((size_t)1024)        /* sizes up to this map through the table */
 
 /* 8 classes of 16..128, then 4 per doubling: 128->256 ... 128K->256K is 11 doublings. */
 #define HAK_CLASS_COUNT (8 + 4 * 11)

@@ -6,8 +6,14 @@
 
 static inline void hak_avail_remove(hak_theap_t *th, hak_slab_t *s) {
     unsigned cls = s->cls;
-    if (s->prev) s->prev->next = s->next; else th->avail[cls] = s->next;
-    if (s->next) s->next->prev = s->prev; else th->avail_tail[cls] = s->prev;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        th->avail[cls] = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        th->avail_tail[cls] = s->prev;
     s->next = s->prev = NULL;
     if (th->direct[cls] == s)
         th->direct[cls] = th->avail[cls] ? th->avail[cls] : &hak_slab_empty;
@@ -17,7 +23,10 @@ static inline void hak_avail_push_front(hak_theap_t *th, hak_slab_t *s) {
     unsigned cls = s->cls;
     s->prev = NULL;
     s->next = th->avail[cls];
-    if (s->next) s->next->prev = s; else th->avail_tail[cls] = s;
+    if (s->next)
+        s->next->prev = s;
+    else
+        th->avail_tail[cls] = s;
     th->avail[cls] = s;
 }
 
@@ -25,7 +34,10 @@ static inline void hak_avail_push_back(hak_theap_t *th, hak_slab_t *s) {
     unsigned cls = s->cls;
     s->next = NULL;
     s->prev = th->avail_tail[cls];
-    if (s->prev) s->prev->next = s; else th->avail[cls] = s;
+    if (s->prev)
+        s->prev->next = s;
+    else
+        th->avail[cls] = s;
     th->avail_tail[cls] = s;
 }
 

@@ -34,8 +34,7 @@ static inline void hak_slab_free(hak_superslab_t *ss, void *p) {
     hak_slab_t *s = hak_slab_of(ss, p);
     uintptr_t off = (uintptr_t)p - (uintptr_t)hak_load_relaxed(&s->start);
     uint64_t idx = hak_slab_block_index(s, off);
-    if (hak_likely(idx * hak_load_relaxed(&s->block_size) == off &&
-                   idx < hak_load_relaxed(&s->capacity) &&
+    if (hak_likely(idx * hak_load_relaxed(&s->block_size) == off && idx < hak_load_relaxed(&s->capacity) &&
                    __atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id() && s->flags == 0 &&
                    (hak_block_t *)p != s->local_free)) {
         hak_block_t *b = p;
