@@ -12,8 +12,13 @@
  * Built against hakmem's API by default; with -DSTRESS_USE_MALLOC against malloc/free (e.g. to run it under
  * LD_PRELOAD=libhakmem_override.so or against another allocator).
  *
+ * -L (tiers profile): the size mix also covers the mid sizes (8 KiB - 256 KiB, 17%) and large blocks
+ * (256 KiB - max-size, 3%, half of them below 1 MiB; max-size defaults to 4 MiB), so large blocks are
+ * realloc'd (mremap) and travel through the transfer slots to be freed by other threads. Large blocks are then patterned in their first and
+ * last 4 KiB and 64 bytes of every 64 KiB. The run fails if no large block was freed through a transfer slot.
+ *
  * usage: stress [-t threads] [-r rounds] [-n ops-per-thread-per-round] [-s max-size] [-l local-slots]
- *               [-x transfer-slots] [-S seed] [-q]
+ *               [-x transfer-slots] [-S seed] [-L] [-q]
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -57,6 +62,8 @@ static void *s_aligned(size_t align, size_t n) {
 #define EDGE 4096              /* larger ones: first and last 4 KiB ... */
 #define STRIDE 4096            /* ... and 64 bytes of every 4 KiB in between */
 #define STRIPE 64
+#define TIERS_SLAB_MAX ((size_t)256 * 1024) /* -L: above this, blocks are large (hakmem's own mappings) */
+#define TIERS_STRIDE 65536                  /* -L: stripe distance in large blocks */
 
 typedef struct {
     int threads, rounds;
@@ -65,11 +72,13 @@ typedef struct {
     size_t local_slots, transfer_slots;
     uint64_t seed;
     int quiet;
+    int tiers; /* -L: mid and large sizes in the mix */
 } config_t;
 
 static config_t g;
 static unsigned char *_Atomic *g_slots;
 static atomic_ullong g_ops, g_bytes, g_xfer_in, g_foreign_frees;
+static atomic_ullong g_mid_allocs, g_large_allocs, g_large_foreign_frees; /* -L statistics */
 
 /* ---- helpers ----------------------------------------------------------------------------------------------- */
 static inline uint64_t mix64(uint64_t x) {
@@ -166,7 +175,8 @@ static int for_segments(unsigned char *b, size_t size, size_t first, size_t limi
         return 0;
     }
     SEG(0, EDGE);
-    for (size_t o = STRIDE; o + STRIPE <= size - EDGE; o += STRIDE) SEG(o, o + STRIPE);
+    size_t stride = g.tiers && size > TIERS_SLAB_MAX ? TIERS_STRIDE : STRIDE;
+    for (size_t o = stride; o + STRIPE <= size - EDGE; o += stride) SEG(o, o + STRIPE);
     SEG((size - EDGE) & ~(size_t)7, size);
     return 0;
 #undef SEG
@@ -192,14 +202,37 @@ static size_t verify_block(unsigned char *b, const void *orig, size_t limit, con
     return (size_t)sz;
 }
 
-static void free_block(unsigned char *b, const char *ctx) {
+static size_t free_block(unsigned char *b, const char *ctx) {
     size_t sz = verify_block(b, b, SIZE_MAX, ctx);
     if (S_USABLE(b) < sz) die(ctx, b, sz, "usable size below the requested size", S_USABLE(b));
     S_FREE(b);
+    return sz;
+}
+
+/* -L: 60% 16-512 B, 20% to 8 KiB, 17% mid (8 KiB - 256 KiB), 3% large (256 KiB - max-size, half of them
+ * below 1 MiB). */
+static size_t pick_size_tiers(uint64_t x) {
+    unsigned p = (unsigned)(x % 1000);
+    uint64_t y = x >> 10;
+    size_t s;
+    if (p < 600)
+        s = 16 + (size_t)(y % 497);
+    else if (p < 800)
+        s = 513 + (size_t)(y % (8192 - 512));
+    else if (p < 970)
+        s = 8193 + (size_t)(y % (TIERS_SLAB_MAX - 8192));
+    else if (p < 985 && g.max_size > ((size_t)1 << 20))
+        s = TIERS_SLAB_MAX + 1 + (size_t)(y % (((size_t)1 << 20) - TIERS_SLAB_MAX));
+    else
+        s = TIERS_SLAB_MAX + 1 +
+            (size_t)(y % (g.max_size > TIERS_SLAB_MAX ? g.max_size - TIERS_SLAB_MAX : 1));
+    if (s > g.max_size) s = HDR + (size_t)((y >> 20) % (g.max_size - HDR + 1));
+    return s;
 }
 
 static size_t pick_size(rng_t *r) {
     uint64_t x = rng_next(r);
+    if (g.tiers) return pick_size_tiers(x);
     unsigned p = (unsigned)(x % 1000);
     uint64_t y = x >> 10;
     size_t s;
@@ -236,6 +269,9 @@ static unsigned char *new_block(rng_t *r, size_t size) {
     if ((uintptr_t)b % 16) die("alloc", b, size, "not 16-byte aligned", 0);
     write_block(b, size);
     atomic_fetch_add_explicit(&g_bytes, size, memory_order_relaxed);
+    if (g.tiers && size > 8192)
+        atomic_fetch_add_explicit(size > TIERS_SLAB_MAX ? &g_large_allocs : &g_mid_allocs, 1,
+                                  memory_order_relaxed);
     return b;
 }
 
@@ -305,7 +341,8 @@ static void *worker(void *argp) {
         } else if (what < 90) { /* take a block from another thread and free it */
             unsigned char *old = atomic_exchange_explicit(&g_slots[j], NULL, memory_order_acq_rel);
             if (old) {
-                free_block(old, "free of a transferred block");
+                if (free_block(old, "free of a transferred block") > TIERS_SLAB_MAX)
+                    atomic_fetch_add_explicit(&g_large_foreign_frees, 1, memory_order_relaxed);
                 foreign++;
             }
         } else if (what < 97) { /* realloc (possibly a block allocated by another thread) */
@@ -336,7 +373,8 @@ static void *worker(void *argp) {
 static void usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s [-t threads] [-r rounds] [-n ops-per-thread-per-round] [-s max-size] [-l local-slots]\n"
-            "          [-x transfer-slots] [-S seed] [-q]\n",
+            "          [-x transfer-slots] [-S seed] [-L] [-q]\n"
+            "  -L  tiers profile: mid (8 KiB-256 KiB) and large (256 KiB-max-size, default 4 MiB) sizes\n",
             argv0);
     exit(2);
 }
@@ -355,23 +393,25 @@ static unsigned long long parse_num(const char *s, const char *argv0) {
 int main(int argc, char **argv) {
     g = (config_t){.threads = 4, .rounds = 10, .ops = 100000, .max_size = (size_t)1 << 20,
                    .local_slots = 1000, .transfer_slots = 4096, .seed = 12345, .quiet = 0};
-    int c;
-    while ((c = getopt(argc, argv, "t:r:n:s:l:x:S:qh")) != -1) {
+    int c, size_given = 0;
+    while ((c = getopt(argc, argv, "t:r:n:s:l:x:S:Lqh")) != -1) {
         switch (c) {
         case 't': g.threads = (int)parse_num(optarg, argv[0]); break;
         case 'r': g.rounds = (int)parse_num(optarg, argv[0]); break;
         case 'n': g.ops = (long)parse_num(optarg, argv[0]); break;
-        case 's': g.max_size = (size_t)parse_num(optarg, argv[0]); break;
+        case 's': g.max_size = (size_t)parse_num(optarg, argv[0]), size_given = 1; break;
         case 'l': g.local_slots = (size_t)parse_num(optarg, argv[0]); break;
         case 'x': g.transfer_slots = (size_t)parse_num(optarg, argv[0]); break;
         case 'S': g.seed = parse_num(optarg, argv[0]); break;
         case 'q': g.quiet = 1; break;
+        case 'L': g.tiers = 1; break;
         default: usage(argv[0]);
         }
     }
     if (g.threads < 1 || g.threads > 1024 || g.rounds < 1 || g.ops < 0 || g.max_size < HDR ||
         g.local_slots < 1 || g.transfer_slots < 1 || optind != argc)
         usage(argv[0]);
+    if (g.tiers && !size_given) g.max_size = (size_t)4 << 20;
 
     g_slots = calloc(g.transfer_slots, sizeof *g_slots);
     pthread_t *th = calloc((size_t)g.threads, sizeof *th);
@@ -418,6 +458,19 @@ int main(int argc, char **argv) {
                    (unsigned long long)st.live_blocks, (double)st.reserved_bytes / (1 << 20),
                    (double)st.committed_bytes / (1 << 20));
 #endif
+    }
+    if (g.tiers) {
+        unsigned long long mid = atomic_load(&g_mid_allocs), large = atomic_load(&g_large_allocs),
+                           xlarge = atomic_load(&g_large_foreign_frees);
+        if (!g.quiet)
+            printf("stress[%s]: tiers: %llu mid and %llu large blocks allocated, %llu large blocks freed "
+                   "through transfer slots\n", S_NAME, mid, large, xlarge);
+        /* a run long enough to expect them must have moved large blocks between threads */
+        if (ops >= 50000 && g.threads > 1 && (mid == 0 || large == 0 || xlarge == 0)) {
+            fprintf(stderr, "stress[%s]: FAILED: -L run without mid/large blocks or cross-thread large frees "
+                            "(%llu mid, %llu large, %llu large transferred)\n", S_NAME, mid, large, xlarge);
+            return 1;
+        }
     }
     free(g_slots);
     free(th);

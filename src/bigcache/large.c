@@ -153,7 +153,9 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
         return NULL;
     }
     if (hak_os_resize_in_place(h->map_base, old_map, new_map)) {
+        hak_lock(&h->heap->lock); /* statistics read the size under the heap lock */
         h->map_size = new_map;
+        hak_unlock(&h->heap->lock);
         if (new_map < old_map)
             hak_heap_uncharge(h->heap, old_map - new_map);
         return h->block;

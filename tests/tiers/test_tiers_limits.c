@@ -1,0 +1,332 @@
+/* Bad input and memory pressure: sizes near SIZE_MAX and PTRDIFF_MAX, calloc overflow, huge and invalid
+ * alignments fail with the right errno and leak nothing; under a small RLIMIT_AS (a child process) every tier
+ * fails cleanly with ENOMEM, earlier blocks stay intact, and allocation works again after frees. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <cmocka.h>
+
+#include "tiers_util.h"
+
+#define PMAX ((size_t)PTRDIFF_MAX)
+
+static const size_t huge_sizes[] = {
+    SIZE_MAX,        SIZE_MAX - 1,    SIZE_MAX - 4095,
+    SIZE_MAX / 2,    PMAX + 1,        PMAX,
+    PMAX - 1,        PMAX - TU_CHUNK, PMAX - TU_CHUNK - 4096 - 64,
+    (size_t)1 << 62, (size_t)1 << 48, ((size_t)1 << 47) + 1,
+    (size_t)1 << 47,
+};
+#define NHUGE (sizeof huge_sizes / sizeof huge_sizes[0])
+
+#define EXPECT_FAIL(expr, err, ...)                                                                          \
+    do {                                                                                                     \
+        errno = 0;                                                                                           \
+        void *r_ = (expr);                                                                                   \
+        int e_ = errno;                                                                                      \
+        if (r_ != NULL) {                                                                                    \
+            print_error("%s returned %p\n", #expr, r_);                                                      \
+            fail_msg(__VA_ARGS__);                                                                           \
+        }                                                                                                    \
+        if (e_ != (err)) {                                                                                   \
+            print_error("%s: errno %d, expected %d\n", #expr, e_, (err));                                    \
+            fail_msg(__VA_ARGS__);                                                                           \
+        }                                                                                                    \
+    } while (0)
+
+static void test_huge_sizes_enomem(void **state) {
+    (void)state;
+    hak_heap_options_t o = {0, "tiers-huge"};
+    hak_heap_t *h = hak_heap_create(&o);
+    assert_non_null(h);
+    /* one live block per tier, patterned: failed calls must not touch them */
+    static const size_t keep_sizes[] = {24, 5000, 100000, 3 * TI_MIB};
+    unsigned char *keep[4];
+    for (int i = 0; i < 4; i++) {
+        keep[i] = hak_alloc(keep_sizes[i]);
+        assert_non_null(keep[i]);
+        tu_fill(keep[i], keep_sizes[i], (uint64_t)i + 50);
+    }
+    hak_stats_t s0 = ti_stats(hak_heap_default()), sp0 = ti_stats(h);
+    size_t vm0;
+    ti_statm(&vm0, NULL);
+    for (size_t i = 0; i < NHUGE; i++) {
+        size_t n = huge_sizes[i];
+        EXPECT_FAIL(hak_alloc(n), ENOMEM, "size %#zx", n);
+        EXPECT_FAIL(hak_calloc(1, n), ENOMEM, "size %#zx", n);
+        EXPECT_FAIL(hak_calloc(n, 1), ENOMEM, "size %#zx", n);
+        EXPECT_FAIL(hak_aligned_alloc(64, n), ENOMEM, "size %#zx", n);
+        EXPECT_FAIL(hak_aligned_alloc(4096, n), ENOMEM, "size %#zx", n);
+        EXPECT_FAIL(hak_aligned_alloc(2 * TI_MIB, n), ENOMEM, "size %#zx", n);
+        EXPECT_FAIL(hak_aligned_alloc(64 * TI_MIB, n), ENOMEM, "size %#zx", n);
+        EXPECT_FAIL(hak_heap_alloc(h, n), ENOMEM, "size %#zx", n);
+        EXPECT_FAIL(hak_heap_calloc(h, 1, n), ENOMEM, "size %#zx", n);
+        EXPECT_FAIL(hak_heap_aligned_alloc(h, 256, n), ENOMEM, "size %#zx", n);
+        for (int k = 0; k < 4; k++) {
+            size_t u = hak_usable_size(keep[k]);
+            EXPECT_FAIL(hak_realloc(keep[k], n), ENOMEM, "realloc(block of %zu, %#zx)", keep_sizes[k], n);
+            EXPECT_FAIL(hak_heap_realloc(h, keep[k], n), ENOMEM, "heap_realloc(block of %zu, %#zx)",
+                        keep_sizes[k], n);
+            if (hak_usable_size(keep[k]) != u)
+                fail_msg("failed realloc changed the block's usable size");
+        }
+    }
+    /* count * size overflows */
+    static const size_t pairs[][2] = {
+        {SIZE_MAX / 2 + 1, 2},
+        {2, SIZE_MAX / 2 + 1},
+        {(size_t)1 << 32, (size_t)1 << 32},
+        {SIZE_MAX, SIZE_MAX},
+        {3, SIZE_MAX / 3 + 1},
+        {PMAX / 16 + 1, 16}, /* > PTRDIFF_MAX, no wrap */
+        {PMAX, 2},
+        {(size_t)1 << 40, (size_t)1 << 24},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        EXPECT_FAIL(hak_calloc(pairs[i][0], pairs[i][1]), ENOMEM, "calloc(%#zx, %#zx)", pairs[i][0],
+                    pairs[i][1]);
+        EXPECT_FAIL(hak_heap_calloc(h, pairs[i][0], pairs[i][1]), ENOMEM, "heap_calloc(%#zx, %#zx)",
+                    pairs[i][0], pairs[i][1]);
+    }
+    /* zero products are fine */
+    void *z = hak_calloc(0, SIZE_MAX);
+    assert_non_null(z);
+    hak_free(z);
+    z = hak_calloc(SIZE_MAX, 0);
+    assert_non_null(z);
+    hak_free(z);
+    /* alignments that are not powers of two: EINVAL, whatever the size */
+    static const size_t bad_align[] = {0,    3,          24,   48,       1000,
+                                       4097, 3 * TI_MIB, PMAX, SIZE_MAX, ((size_t)1 << 63) + 16};
+    static const size_t asz[] = {0, 16, 100000, 3 * TI_MIB, SIZE_MAX};
+    for (size_t i = 0; i < sizeof bad_align / sizeof bad_align[0]; i++)
+        for (size_t j = 0; j < sizeof asz / sizeof asz[0]; j++) {
+            EXPECT_FAIL(hak_aligned_alloc(bad_align[i], asz[j]), EINVAL, "alignment %#zx size %#zx",
+                        bad_align[i], asz[j]);
+            EXPECT_FAIL(hak_heap_aligned_alloc(h, bad_align[i], asz[j]), EINVAL, "alignment %#zx",
+                        bad_align[i]);
+        }
+    /* power-of-two alignments too large for the address space: ENOMEM */
+    for (unsigned sh = 47; sh <= 63; sh++)
+        for (size_t j = 0; j < 4; j++)
+            EXPECT_FAIL(hak_aligned_alloc((size_t)1 << sh, asz[j]), ENOMEM, "alignment 2^%u size %zu", sh,
+                        asz[j]);
+    /* a 1 GiB alignment is satisfiable: aligned, writable, freed */
+    for (size_t j = 0; j < 4; j++) {
+        unsigned char *p = hak_aligned_alloc((size_t)1 << 30, asz[j]);
+        if (p == NULL)
+            fail_msg("hak_aligned_alloc(1 GiB, %zu) failed: errno %d", asz[j], errno);
+        assert_int_equal((uintptr_t)p & (((size_t)1 << 30) - 1), 0);
+        assert_true(hak_usable_size(p) >= asz[j]);
+        memset(p, 0x3c, asz[j] ? asz[j] : 1);
+        hak_free(p);
+    }
+    /* nothing leaked, nothing harmed */
+    hak_stats_t s1 = ti_stats(hak_heap_default()), sp1 = ti_stats(h);
+    assert_int_equal(s1.live_blocks, s0.live_blocks);
+    assert_int_equal(s1.live_bytes, s0.live_bytes);
+    assert_int_equal(s1.large_blocks, s0.large_blocks);
+    assert_int_equal(sp1.live_blocks, sp0.live_blocks);
+    assert_int_equal(sp1.live_bytes, sp0.live_bytes);
+    hak_collect(1);
+    size_t vm1;
+    ti_statm(&vm1, NULL);
+    if (vm1 > vm0 + 16 * TI_MIB)
+        fail_msg("address space grew by %zu MiB over failed calls", (vm1 - vm0) >> 20);
+    for (int i = 0; i < 4; i++) {
+        TI_ASSERT_PATTERN(keep[i], 0, keep_sizes[i], (uint64_t)i + 50, "kept block of %zu bytes",
+                          keep_sizes[i]);
+        hak_free(keep[i]);
+    }
+    hak_heap_destroy(h);
+}
+
+/* ---- RLIMIT_AS
+ * ---------------------------------------------------------------------------------------------- */
+#define RL_MAX_LARGE 256
+#define RL_MAX_MID 4096
+#define RL_MAX_SMALL 200000
+static unsigned char *rl_large[RL_MAX_LARGE], *rl_mid[RL_MAX_MID], *rl_small[RL_MAX_SMALL];
+
+/* Allocates blocks of n bytes until one fails; patterns each. Returns the count; the failure must be ENOMEM.
+ */
+static size_t fill_until_enomem(unsigned char **arr, size_t max, size_t n, uint64_t tagbase,
+                                const char *what) {
+    for (size_t i = 0; i < max; i++) {
+        errno = 0;
+        unsigned char *p = hak_alloc(n);
+        if (p == NULL) {
+            if (errno != ENOMEM)
+                fail_msg("%s: allocation %zu of %zu bytes failed with errno %d, not ENOMEM", what, i, n,
+                         errno);
+            return i;
+        }
+        ti_fill_range(p, 0, n, tagbase + i);
+        arr[i] = p;
+    }
+    fail_msg("%s: %zu allocations of %zu bytes never failed under RLIMIT_AS", what, max, n);
+    return max;
+}
+
+static void verify_all(unsigned char **arr, size_t count, size_t n, uint64_t tagbase, const char *what) {
+    for (size_t i = 0; i < count; i++)
+        if (arr[i])
+            TI_ASSERT_PATTERN(arr[i], 0, n, tagbase + i, "%s block %zu damaged under memory pressure", what,
+                              i);
+}
+
+static void child_rlimit(void **state) {
+    (void)state;
+    /* warm up every tier once so that lazily created metadata exists (as in any running program) */
+    void *w[3] = {hak_alloc(100), hak_alloc(100000), hak_alloc(TI_MIB)};
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(w[i]);
+        hak_free(w[i]);
+    }
+    hak_collect(1);
+    size_t vm;
+    ti_statm(&vm, NULL);
+    struct rlimit rl = {vm + 64 * TI_MIB, vm + 64 * TI_MIB};
+    assert_int_equal(setrlimit(RLIMIT_AS, &rl), 0);
+    const size_t LN = TI_MIB, MN = 64 * TI_KIB, SN = 1000;
+    /* large blocks until ENOMEM; then give back 6 MiB of them for the small tier to run out in, and 6 more
+     * for the mid tier */
+    size_t nl = fill_until_enomem(rl_large, RL_MAX_LARGE, LN, 1000, "large");
+    assert_true(nl >= 20);
+    for (size_t i = nl - 6; i < nl; i++)
+        hak_free(rl_large[i]), rl_large[i] = NULL;
+    hak_collect(1);
+    size_t ns = fill_until_enomem(rl_small, RL_MAX_SMALL, SN, 20000, "small");
+    for (size_t i = nl - 12; i < nl - 6; i++)
+        hak_free(rl_large[i]), rl_large[i] = NULL;
+    hak_collect(1);
+    size_t nm = fill_until_enomem(rl_mid, RL_MAX_MID, MN, 5000, "mid");
+    assert_true(ns > 0);
+    assert_true(nm > 0);
+    /* once full, every tier keeps failing cleanly */
+    EXPECT_FAIL(hak_alloc(4 * TI_MIB), ENOMEM, "large after exhaustion");
+    EXPECT_FAIL(hak_aligned_alloc(4 * TI_MIB, 100), ENOMEM, "far-aligned after exhaustion");
+    EXPECT_FAIL(hak_calloc(1, 8 * TI_MIB), ENOMEM, "calloc after exhaustion");
+    print_message("RLIMIT_AS = VM + 64 MiB: %zu x 1 MiB until ENOMEM; 6 freed: %zu x 1000 B until ENOMEM; 6 "
+                  "more freed: "
+                  "%zu x 64 KiB until ENOMEM\n",
+                  nl, ns, nm);
+    verify_all(rl_large, nl, LN, 1000, "large");
+    verify_all(rl_mid, nm, MN, 5000, "mid");
+    verify_all(rl_small, ns, SN, 20000, "small");
+    /* a failing realloc of a live block leaves it intact */
+    EXPECT_FAIL(hak_realloc(rl_large[0], 40 * TI_MIB), ENOMEM, "realloc growth under RLIMIT_AS");
+    TI_ASSERT_PATTERN(rl_large[0], 0, LN, 1000, "block after a failed realloc");
+    /* free half of every tier; the same sizes come back without hak_collect */
+    size_t freed_large = 0;
+    for (size_t i = 0; i < nl; i += 2)
+        if (rl_large[i])
+            hak_free(rl_large[i]), rl_large[i] = NULL, freed_large++;
+    for (size_t i = 0; i < nm; i += 2)
+        hak_free(rl_mid[i]), rl_mid[i] = NULL;
+    for (size_t i = 0; i < ns; i += 2)
+        hak_free(rl_small[i]), rl_small[i] = NULL;
+    unsigned char *a = hak_alloc(LN), *b = hak_alloc(MN), *c = hak_alloc(SN);
+    if (!a || !b || !c)
+        fail_msg("after freeing half, same-size allocation failed (large %p mid %p small %p)", (void *)a,
+                 (void *)b, (void *)c);
+    memset(a, 1, LN);
+    memset(b, 2, MN);
+    memset(c, 3, SN);
+    hak_free(a);
+    hak_free(b);
+    hak_free(c);
+    /* a bigger block than any freed one: may need the cached mappings returned first */
+    size_t big = (freed_large - 3) * TI_MIB; /* fits in the address space the freed blocks held */
+    errno = 0;
+    unsigned char *d = hak_alloc(big);
+    int before_collect = d != NULL, err = errno;
+    if (!d) {
+        assert_int_equal(err, ENOMEM);
+        hak_collect(1);
+        d = hak_alloc(big);
+    }
+    print_message("after freeing half: %zu MiB block %s\n", big >> 20,
+                  before_collect ? "succeeded without hak_collect" : "failed (ENOMEM) until hak_collect(1)");
+    if (d == NULL)
+        fail_msg("%zu MiB block fails even after freeing and hak_collect(1): errno %d", big >> 20, errno);
+    memset(d, 4, big);
+    hak_free(d);
+    /* small blocks of a class not used yet need new SuperSlabs: the freed large blocks are in the BigCache,
+     * holding the address space; hak_collect(1) may be needed to give it back */
+    enum { NEW_SMALL = 1500 };
+    static unsigned char *fresh[NEW_SMALL];
+    size_t nf = 0, collected_at = 0;
+    for (; nf < NEW_SMALL; nf++) {
+        errno = 0;
+        fresh[nf] = hak_alloc(5000);
+        if (fresh[nf] == NULL) {
+            if (errno != ENOMEM)
+                fail_msg("small allocation failed with errno %d", errno);
+            if (collected_at)
+                fail_msg("small allocation %zu fails even after hak_collect(1)", nf);
+            collected_at = nf + 1;
+            hak_collect(1);
+            fresh[nf] = hak_alloc(5000);
+            if (fresh[nf] == NULL)
+                fail_msg("small allocation %zu fails even after hak_collect(1)", nf);
+        }
+        ti_fill_range(fresh[nf], 0, 5000, 90000 + nf);
+    }
+    print_message("after freeing half: %d new-class 5000 B blocks %s\n", NEW_SMALL,
+                  collected_at ? "needed hak_collect(1) (ENOMEM before it)"
+                               : "succeeded without hak_collect");
+    if (collected_at)
+        print_message("  (first ENOMEM at block %zu)\n", collected_at - 1);
+    verify_all(fresh, nf, 5000, 90000, "new-class small");
+    for (size_t i = 0; i < nf; i++)
+        hak_free(fresh[i]);
+    /* survivors intact, then everything freed and allocation works in every tier */
+    verify_all(rl_large, nl, LN, 1000, "large");
+    verify_all(rl_mid, nm, MN, 5000, "mid");
+    verify_all(rl_small, ns, SN, 20000, "small");
+    for (size_t i = 0; i < nl; i++)
+        hak_free(rl_large[i]);
+    for (size_t i = 0; i < nm; i++)
+        hak_free(rl_mid[i]);
+    for (size_t i = 0; i < ns; i++)
+        hak_free(rl_small[i]);
+    hak_collect(1);
+    size_t vm_end;
+    ti_statm(&vm_end, NULL);
+    print_message(
+        "all freed + hak_collect(1): address space still %zu MiB above the start (SuperSlabs are kept)\n",
+        vm_end > vm ? (vm_end - vm) >> 20 : 0);
+    unsigned char *e = hak_alloc(32 * TI_MIB);
+    assert_non_null(e);
+    memset(e, 5, 32 * TI_MIB);
+    hak_free(e);
+    for (int i = 0; i < 1000; i++) {
+        unsigned char *f = hak_alloc((size_t)(i % 50) * 1000 + 1);
+        assert_non_null(f);
+        hak_free(f);
+    }
+}
+
+static void test_rlimit_as(void **state) {
+    (void)state;
+#if HAKMEM_TEST_SANITIZED
+    skip(); /* sanitizer runtimes reserve terabytes of shadow memory: RLIMIT_AS cannot be small */
+#else
+    TI_CHILD_OK("child_rlimit", 60, "HAKMEM_TIERS_CHILD=1");
+#endif
+}
+
+int main(int argc, char **argv) {
+    const struct CMUnitTest children[] = {cmocka_unit_test(child_rlimit)};
+    int rc = ti_child_main(argc, argv, children, 1);
+    if (rc >= 0)
+        return rc;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_huge_sizes_enomem),
+        cmocka_unit_test(test_rlimit_as),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,253 @@
+/* realloc through every tier: walks from 1 B to 64 MiB and back by factors of 1.5, +1/-1 steps around the
+ * tier and class edges, in-place results for sizes that still fit, mremap growth of large blocks (in place
+ * and moved), realloc to 0, and the block's heap kept throughout. Content is checked at every step. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <cmocka.h>
+
+#include "tiers_util.h"
+
+/* One realloc step of a block whose first `*n` bytes hold the pattern of `tag`: checks the kept content,
+ * fills the new part, and checks tier, heap, alignment and usable size. */
+static hak_heap_t *g_owner; /* expected heap of the blocks when step() is called with heap == NULL */
+
+static unsigned char *step(hak_heap_t *heap, unsigned char *p, size_t *n, size_t m, uint64_t tag) {
+    hak_heap_t *owner = heap ? heap : g_owner ? g_owner : hak_heap_default();
+    unsigned char *q = heap ? hak_heap_realloc(heap, p, m) : hak_realloc(p, m);
+    if (q == NULL)
+        fail_msg("realloc(%p [%zu bytes], %zu) returned NULL", (void *)p, *n, m);
+    if ((uintptr_t)q % 16)
+        fail_msg("realloc(.., %zu) = %p: not 16-byte aligned", m, (void *)q);
+    size_t u = hak_usable_size(q);
+    if (u < m)
+        fail_msg("realloc(.., %zu): usable %zu", m, u);
+    if (hak_heap_of(q) != owner)
+        fail_msg("realloc(%zu -> %zu) changed the block's heap", *n, m);
+    ti_tier_t t = ti_tier_of(q);
+    /* a block that stayed in place may keep a bigger tier's block; a moved one must be in the size's tier */
+    if (q != p && t != ti_expected_tier(m))
+        fail_msg("realloc(%zu -> %zu) moved to tier %s, expected %s", *n, m, ti_tier_names[t],
+                 ti_tier_names[ti_expected_tier(m)]);
+    size_t keep = *n < m ? *n : m;
+    TI_ASSERT_PATTERN(q, 0, keep, tag, "realloc(%zu -> %zu) %s", *n, m, q == p ? "in place" : "moved");
+    if (m > keep)
+        ti_fill_range(q, keep, m, tag);
+    *n = m;
+    return q;
+}
+
+static void walk(hak_heap_t *heap) {
+    hak_heap_t *owner = heap ? heap : hak_heap_default();
+    hak_stats_t before = ti_stats(owner);
+    const uint64_t tag = 0x1234;
+    size_t n = 1;
+    unsigned char *p = heap ? hak_heap_alloc(heap, 1) : hak_alloc(1);
+    assert_non_null(p);
+    ti_fill_range(p, 0, 1, tag);
+    /* up by *1.5 to 64 MiB */
+    for (size_t m = 2; m <= 64 * TI_MIB; m = m + m / 2 + 1)
+        p = step(heap, p, &n, m, tag);
+    p = step(heap, p, &n, 64 * TI_MIB, tag);
+    /* and back down */
+    for (size_t m = 64 * TI_MIB; m >= 1; m = m * 2 / 3)
+        p = step(heap, p, &n, m, tag);
+    /* +1/-1 around the tier edges, both directions, entering each edge from afar */
+    static const size_t edges[] = {HAK_TINY_MAX_SIZE, HAK_SLAB_MAX_SIZE, 2 * TI_MIB - TI_LARGE_HEADER,
+                                   2 * TI_MIB, 16 * TI_MIB};
+    for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++) {
+        size_t x = edges[e];
+        static const ptrdiff_t seq[] = {-1, 0, 1, 0, -1, 1, -1, 2, -2};
+        p = step(heap, p, &n, x / 4, tag);
+        for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++)
+            p = step(heap, p, &n, (size_t)((ptrdiff_t)x + seq[i]), tag);
+        p = step(heap, p, &n, x * 4, tag);
+        for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++)
+            p = step(heap, p, &n, (size_t)((ptrdiff_t)x - seq[i]), tag);
+    }
+    hak_free(p);
+    hak_stats_t after = ti_stats(owner);
+    assert_int_equal(after.live_blocks, before.live_blocks);
+    assert_int_equal(after.large_blocks, before.large_blocks);
+}
+
+static void test_realloc_walk_default(void **state) {
+    (void)state;
+    walk(NULL);
+}
+
+static void test_realloc_walk_private(void **state) {
+    (void)state;
+    hak_heap_options_t o = {0, "tiers-realloc"};
+    hak_heap_t *h = hak_heap_create(&o);
+    assert_non_null(h);
+    walk(h);
+    /* hak_realloc (default-heap entry point) on a private block keeps the private heap too */
+    unsigned char *p = hak_heap_alloc(h, 100);
+    assert_non_null(p);
+    size_t n = 100;
+    ti_fill_range(p, 0, n, 9);
+    g_owner = h;
+    static const size_t to[] = {20000, 300000, 5 * TI_MIB, 100, 1};
+    for (size_t i = 0; i < sizeof to / sizeof to[0]; i++) {
+        p = step(NULL, p, &n, to[i], 9);
+        if (hak_heap_of(p) != h)
+            fail_msg("hak_realloc moved a private block to another heap (size %zu)", to[i]);
+    }
+    g_owner = NULL;
+    hak_free(p);
+    hak_heap_destroy(h);
+}
+
+/* A new size in the same class (slab tiers), or within the usable size (large), returns p itself. */
+static void test_realloc_same_class_in_place(void **state) {
+    (void)state;
+    ti_build_classes();
+    for (unsigned i = 0; i < ti_class_count; i++) {
+        size_t s = ti_classes[i], prev = i ? ti_classes[i - 1] : 0;
+        unsigned char *p = hak_alloc(s);
+        assert_non_null(p);
+        tu_fill(p, s, s);
+        size_t news[] = {s, s - 1, prev + 1, (s + prev) / 2 + 1};
+        for (size_t j = 0; j < 4; j++) {
+            size_t m = news[j];
+            if (m < s / 2 && s > 32)
+                continue; /* "not far below": not required to stay */
+            unsigned char *q = hak_realloc(p, m);
+            if (q != p)
+                fail_msg("realloc(hak_alloc(%zu), %zu) moved the block (%p -> %p)", s, m, (void *)p,
+                         (void *)q);
+            assert_int_equal(hak_usable_size(q), s);
+        }
+        TI_ASSERT_PATTERN(p, 0, s, s, "class %zu after in-place reallocs", s);
+        hak_free(p);
+    }
+    static const size_t large[] = {HAK_SLAB_MAX_SIZE + 1, TI_MIB, 3 * TI_MIB + 7, 40 * TI_MIB};
+    for (size_t i = 0; i < sizeof large / sizeof large[0]; i++) {
+        size_t n = large[i];
+        unsigned char *p = hak_alloc(n);
+        assert_non_null(p);
+        size_t u = hak_usable_size(p);
+        ti_fill_range(p, 0, 4096, n);
+        size_t news[] = {u, u - 1, n, n - 1, n / 2 + n / 4};
+        for (size_t j = 0; j < sizeof news / sizeof news[0]; j++) {
+            unsigned char *q = hak_realloc(p, news[j]);
+            if (q != p)
+                fail_msg("realloc(hak_alloc(%zu) [usable %zu], %zu) moved the block", n, u, news[j]);
+            assert_true(hak_usable_size(q) >= news[j]);
+        }
+        TI_ASSERT_PATTERN(p, 0, 4096, n, "large block %zu after in-place reallocs", n);
+        hak_free(p);
+    }
+}
+
+/* Large growth: in place when the address space after the mapping is free, moved (mremap, no copy) when it is
+ * not; shrinking far below keeps the content; the old address is no longer a block after a move. */
+static void test_realloc_large_mremap(void **state) {
+    (void)state;
+    hak_collect(1);
+    const uint64_t tag = 77;
+    size_t n = 3 * TI_MIB;
+    unsigned char *p = hak_alloc(n);
+    assert_non_null(p);
+    ti_fill_range(p, 0, n, tag);
+    /* grow several times; whatever the kernel does, content is kept */
+    static const size_t grow[] = {5 * TI_MIB, 17 * TI_MIB + 3, 64 * TI_MIB};
+    for (size_t i = 0; i < sizeof grow / sizeof grow[0]; i++)
+        p = step(NULL, p, &n, grow[i], tag);
+    /* shrink far below: the tail goes back, the content stays */
+    size_t u_big = hak_usable_size(p);
+    p = step(NULL, p, &n, 9 * TI_MIB, tag);
+    assert_true(hak_usable_size(p) < u_big);
+    assert_true(hak_usable_size(p) < 9 * TI_MIB + TI_PAGE);
+
+    /* force the move: put a mapping right after the block's mapping */
+    size_t u = hak_usable_size(p);
+    unsigned char *end = p + u;
+    void *blocker = mmap(end, TI_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    int have_blocker = blocker == (void *)end;
+    if (blocker != MAP_FAILED && !have_blocker)
+        munmap(blocker, TI_PAGE); /* old kernel: hint ignored */
+    unsigned char *old = p;
+    p = step(NULL, p, &n, 20 * TI_MIB, tag);
+    if (have_blocker) {
+        if (p == old)
+            fail_msg("realloc grew a large block in place over a foreign mapping");
+        if (hak_heap_of(old) != NULL)
+            fail_msg("old address of a moved large block still owned");
+        if ((uintptr_t)p % 16 || ((uintptr_t)p & (TU_CHUNK - 1)) != TI_LARGE_HEADER)
+            fail_msg("moved large block at %p is not 64 bytes into a 2 MiB-aligned mapping", (void *)p);
+        munmap(blocker, TI_PAGE);
+    } else {
+        print_message("note: could not place a mapping after the block; the move path was not forced\n");
+    }
+    /* and it is still a normal large block: usable exact, frees cleanly */
+    assert_int_equal((uintptr_t)(p + hak_usable_size(p)) % TI_PAGE, 0);
+    /* large -> slab and back */
+    p = step(NULL, p, &n, 1000, tag);
+    assert_int_equal(ti_tier_of(p), TI_TIER_TINY);
+    p = step(NULL, p, &n, 100000, tag);
+    assert_int_equal(ti_tier_of(p), TI_TIER_POOL);
+    p = step(NULL, p, &n, 2 * TI_MIB, tag);
+    assert_int_equal(ti_tier_of(p), TI_TIER_LARGE);
+    hak_free(p);
+}
+
+/* Over-aligned large blocks (LARGE_FAR) cannot use mremap growth: realloc copies, and keeps content. */
+static void test_realloc_far_aligned(void **state) {
+    (void)state;
+    unsigned char *p = hak_aligned_alloc(4 * TI_MIB, 3 * TI_MIB);
+    assert_non_null(p);
+    assert_int_equal(hak_region_kind(p), HAK_REGION_LARGE_FAR);
+    size_t n = 3 * TI_MIB;
+    ti_fill_range(p, 0, n, 5);
+    p = step(NULL, p, &n, 7 * TI_MIB, 5);
+    p = step(NULL, p, &n, TI_MIB, 5);
+    p = step(NULL, p, &n, 200, 5);
+    hak_free(p);
+}
+
+/* realloc(p, 0) returns a freeable non-NULL block and releases p (when it moves). */
+static void test_realloc_zero_every_tier(void **state) {
+    (void)state;
+    static const size_t sizes[] = {1, 16, 100, 8192, 8193, 100000, 262144, 262145, 5 * TI_MIB};
+    hak_stats_t before = ti_stats(hak_heap_default());
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = hak_alloc(sizes[i]);
+        assert_non_null(p);
+        memset(p, 1, sizes[i]);
+        unsigned char *q = hak_realloc(p, 0);
+        if (q == NULL)
+            fail_msg("realloc(hak_alloc(%zu), 0) returned NULL", sizes[i]);
+        if (q != p && sizes[i] > HAK_SLAB_MAX_SIZE && hak_heap_of(p) != NULL)
+            fail_msg("realloc(large %zu, 0) moved but left the old block live", sizes[i]);
+        if (q != p && hak_usable_size(q) > 64)
+            fail_msg("realloc(hak_alloc(%zu), 0) gave a new block of %zu bytes", sizes[i],
+                     hak_usable_size(q));
+        hak_stats_t mid = ti_stats(hak_heap_default());
+        if (mid.live_blocks != before.live_blocks + 1)
+            fail_msg("realloc(hak_alloc(%zu), 0): %llu live blocks, expected %llu", sizes[i],
+                     (unsigned long long)mid.live_blocks, (unsigned long long)before.live_blocks + 1);
+        hak_free(q);
+    }
+    hak_stats_t after = ti_stats(hak_heap_default());
+    assert_int_equal(after.live_blocks, before.live_blocks);
+    /* realloc(NULL, n) in every tier */
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = hak_realloc(NULL, sizes[i]);
+        assert_non_null(p);
+        assert_int_equal(ti_tier_of(p), ti_expected_tier(sizes[i]));
+        hak_free(p);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_realloc_walk_default),        cmocka_unit_test(test_realloc_walk_private),
+        cmocka_unit_test(test_realloc_same_class_in_place), cmocka_unit_test(test_realloc_large_mremap),
+        cmocka_unit_test(test_realloc_far_aligned),         cmocka_unit_test(test_realloc_zero_every_tier),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

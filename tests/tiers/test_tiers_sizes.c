@@ -1,0 +1,224 @@
+/* Every size class boundary from 1 B to 64 MiB: usable size, alignment, full writability, owning tier, clean
+ * free. Slab tiers must give exactly the class size; large blocks must give the exact end of their mapping.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tiers_util.h"
+
+/* The library's class table against the classes DESIGN.md describes. */
+static void test_class_table_matches_design(void **state) {
+    (void)state;
+    ti_build_classes();
+    assert_int_equal(ti_class_count, HAK_CLASS_COUNT);
+    assert_int_equal(ti_classes[HAK_TINY_CLASS_COUNT - 1], HAK_TINY_MAX_SIZE);
+    assert_int_equal(ti_classes[ti_class_count - 1], HAK_SLAB_MAX_SIZE);
+    for (unsigned i = 0; i < ti_class_count; i++) {
+        if (hak_class_size(i) != ti_classes[i])
+            fail_msg("class %u: library says %zu, expected %zu", i, hak_class_size(i), ti_classes[i]);
+        if (hak_size_class(ti_classes[i]) != i)
+            fail_msg("hak_size_class(%zu) != %u", ti_classes[i], i);
+        if (i > 0 && hak_size_class(ti_classes[i - 1] + 1) != i)
+            fail_msg("hak_size_class(%zu) != %u", ti_classes[i - 1] + 1, i);
+    }
+}
+
+/* Allocates n bytes and checks everything test 1 asks for; returns the block (still live). */
+static void *check_slab_alloc(size_t n, uint64_t tag) {
+    void *p = hak_alloc(n);
+    if (p == NULL)
+        fail_msg("hak_alloc(%zu) returned NULL", n);
+    if ((uintptr_t)p % 16)
+        fail_msg("hak_alloc(%zu) = %p: not 16-byte aligned", n, p);
+    size_t want = ti_expected_class(n);
+    size_t u = hak_usable_size(p);
+    if (u != want)
+        fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu, expected the class size %zu", n, u, want);
+    ti_tier_t t = ti_tier_of(p), et = ti_expected_tier(n);
+    if (t != et)
+        fail_msg("hak_alloc(%zu): tier %s, expected %s", n, ti_tier_names[t], ti_tier_names[et]);
+    hak_slab_t *s = hak_slab_of(hak_ss_of(p), p);
+    if (s->block_size != want || s->span_slabs == 0)
+        fail_msg("hak_alloc(%zu): span descriptor says block %u, %u slabs", n, s->block_size, s->span_slabs);
+    if (hak_heap_of(p) != hak_heap_default())
+        fail_msg("hak_alloc(%zu): hak_heap_of is not the default heap", n);
+    tu_fill(p, u, tag);
+    return p;
+}
+
+static void test_slab_class_edges(void **state) {
+    (void)state;
+    ti_build_classes();
+    hak_stats_t before = ti_stats(hak_heap_default());
+    /* request sizes: 0, 1, and for every class S (previous class P): P+1, S-1, S, S+1 */
+    enum { MAXN = 4 * TI_MAX_CLASSES + 2 };
+    size_t sizes[MAXN];
+    size_t ns = 0;
+    sizes[ns++] = 0;
+    sizes[ns++] = 1;
+    for (unsigned i = 0; i < ti_class_count; i++) {
+        size_t s = ti_classes[i], prev = i ? ti_classes[i - 1] : 0;
+        sizes[ns++] = prev + 1;
+        sizes[ns++] = s - 1;
+        sizes[ns++] = s;
+        if (s + 1 <= HAK_SLAB_MAX_SIZE)
+            sizes[ns++] = s + 1;
+    }
+    /* Keep a few blocks of every size live at once (so neighbours could overwrite each other), then verify.
+     */
+    enum { K = 3 };
+    static void *blocks[MAXN][K];
+    for (size_t i = 0; i < ns; i++)
+        for (int k = 0; k < K; k++)
+            blocks[i][k] = check_slab_alloc(sizes[i], i * K + (size_t)k);
+    for (size_t i = 0; i < ns; i++)
+        for (int k = 0; k < K; k++) {
+            void *p = blocks[i][k];
+            size_t u = hak_usable_size(p);
+            TI_ASSERT_PATTERN(p, 0, u, i * K + (size_t)k, "block of %zu bytes overwritten", sizes[i]);
+            hak_free(p);
+        }
+    hak_stats_t after = ti_stats(hak_heap_default());
+    assert_int_equal(after.live_blocks, before.live_blocks);
+    assert_int_equal(after.live_bytes, before.live_bytes);
+}
+
+/* Large sizes: powers of two from 256 KiB to 64 MiB and their 1.25/1.5/1.75 multiples, each -1/+0/+1, and the
+ * page edges of the mapping (64 + n a page multiple). */
+static int cmp_size(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static size_t large_sizes(size_t *out, size_t cap) {
+    size_t n = 0;
+    for (size_t base = 256 * TI_KIB; base <= 64 * TI_MIB; base *= 2) {
+        size_t m[4] = {base, base + base / 4, base + base / 2, base + 3 * base / 4};
+        for (int j = 0; j < 4; j++) {
+            if (m[j] > 64 * TI_MIB)
+                continue;
+            for (int d = -1; d <= 1; d++) {
+                size_t s = m[j] + (size_t)(ptrdiff_t)d;
+                if (s > HAK_SLAB_MAX_SIZE && n < cap)
+                    out[n++] = s;
+            }
+        }
+    }
+    static const size_t pages[] = {65, 66, 127, 128, 129, 512, 513, 1024, 4096, 16384};
+    for (size_t j = 0; j < sizeof pages / sizeof pages[0]; j++)
+        for (int d = -1; d <= 1; d++) {
+            size_t s = pages[j] * TI_PAGE - TI_LARGE_HEADER + (size_t)(ptrdiff_t)d;
+            if (s > HAK_SLAB_MAX_SIZE && n < cap)
+                out[n++] = s;
+        }
+    out[n++] = HAK_SLAB_MAX_SIZE + 16;
+    qsort(out, n, sizeof *out, cmp_size);
+    return n;
+}
+
+static void test_large_edges(void **state) {
+    (void)state;
+    static size_t sizes[256];
+    size_t ns = large_sizes(sizes, 250);
+    hak_stats_t before = ti_stats(hak_heap_default());
+    /* Ascending order: each block reuses (and grows) the previous one's cached mapping, so the pages written
+     * stay resident and the test does not pay a page fault per page per size. */
+    for (size_t i = 0; i < ns; i++) {
+        size_t n = sizes[i];
+        hak_bigcache_info_t bc0 = ti_bc();
+        unsigned char *p = hak_alloc(n);
+        if (p == NULL)
+            fail_msg("hak_alloc(%zu) returned NULL", n);
+        hak_bigcache_info_t bc1 = ti_bc();
+        if ((uintptr_t)p % 16)
+            fail_msg("hak_alloc(%zu) = %p: not 16-byte aligned", n, (void *)p);
+        unsigned kind = hak_region_kind(p);
+        if (kind != HAK_REGION_LARGE)
+            fail_msg("hak_alloc(%zu): region kind %u, expected LARGE", n, kind);
+        if (ti_tier_of(p) != TI_TIER_LARGE)
+            fail_msg("hak_alloc(%zu): not in the large tier", n);
+        if (hak_heap_of(p) != hak_heap_default())
+            fail_msg("hak_alloc(%zu): heap_of is not the default", n);
+        size_t u = hak_usable_size(p);
+        if (u < n)
+            fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu < request", n, u);
+        /* exact: the block runs to the end of its page-granular mapping */
+        if ((uintptr_t)(p + u) % TI_PAGE)
+            fail_msg("hak_alloc(%zu): block end %p not a page end", n, (void *)(p + u));
+        hak_large_t *h = hak_large_of(p, kind);
+        assert_non_null(h);
+        assert_ptr_equal(h->map_base + h->map_size, p + u);
+        assert_ptr_equal(h->map_base, (unsigned char *)((uintptr_t)p & ~(TU_CHUNK - 1)));
+        int hit = bc1.hits > bc0.hits;
+        size_t tight = ((n + TI_LARGE_HEADER + TI_PAGE - 1) & ~(TI_PAGE - 1)) - TI_LARGE_HEADER;
+        if (!hit && u != tight)
+            fail_msg("hak_alloc(%zu) from a fresh mapping: usable %zu, expected exactly %zu", n, u, tight);
+        if (hit && u > n + n / 3 + TI_PAGE)
+            fail_msg("hak_alloc(%zu) from the BigCache: usable %zu is over a third too large", n, u);
+        /* writable in full, exactly up to the usable size */
+        tu_fill(p, u, n);
+        TI_ASSERT_PATTERN(p, 0, u, n, "large block of %zu bytes", n);
+        hak_free(p);
+        if (hak_region_kind(p) != HAK_REGION_NONE)
+            fail_msg("hak_alloc(%zu): region still published after free", n);
+        if (hak_heap_of(p) != NULL)
+            fail_msg("hak_alloc(%zu): heap_of after free is not NULL", n);
+    }
+    hak_stats_t after = ti_stats(hak_heap_default());
+    assert_int_equal(after.live_blocks, before.live_blocks);
+    assert_int_equal(after.large_blocks, before.large_blocks);
+    /* fresh mappings: the same checks with an empty cache for a few sizes (the tight bound always applies) */
+    static const size_t fresh[] = {HAK_SLAB_MAX_SIZE + 1, TI_MIB - 64,    TI_MIB - 63,
+                                   2 * TI_MIB - 64,       2 * TI_MIB + 1, 5 * TI_MIB + 3};
+    for (size_t i = 0; i < sizeof fresh / sizeof fresh[0]; i++) {
+        hak_collect(1);
+        size_t n = fresh[i];
+        unsigned char *p = hak_alloc(n);
+        assert_non_null(p);
+        size_t u = hak_usable_size(p);
+        size_t tight = ((n + TI_LARGE_HEADER + TI_PAGE - 1) & ~(TI_PAGE - 1)) - TI_LARGE_HEADER;
+        if (u != tight)
+            fail_msg("fresh hak_alloc(%zu): usable %zu, expected %zu", n, u, tight);
+        p[u - 1] = 0x5a; /* the very last usable byte */
+        p[0] = 0xa5;
+        assert_int_equal(p[u - 1], 0x5a);
+        hak_free(p);
+    }
+}
+
+/* hak_calloc in every tier and at the edges: zeroed in full (usable size), even when the block is reused. */
+static void test_calloc_edges(void **state) {
+    (void)state;
+    static const size_t sizes[] = {1,     16,     17,     8191,   8192,   8193,
+                                   65536, 262143, 262144, 262145, TI_MIB, 3 * TI_MIB + 1};
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            size_t n = sizes[i];
+            /* dirty a block of the same size first so the calloc may reuse it */
+            unsigned char *d = hak_alloc(n);
+            assert_non_null(d);
+            memset(d, 0xee, hak_usable_size(d));
+            hak_free(d);
+            unsigned char *p = hak_calloc(1, n);
+            if (p == NULL)
+                fail_msg("hak_calloc(1, %zu) returned NULL", n);
+            if (ti_tier_of(p) != ti_expected_tier(n))
+                fail_msg("hak_calloc(1, %zu): wrong tier", n);
+            if (!tu_all_equal(p, n, 0))
+                fail_msg("hak_calloc(1, %zu) (reused: %d) is not zeroed", n, p == d);
+            hak_free(p);
+        }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_class_table_matches_design),
+        cmocka_unit_test(test_slab_class_edges),
+        cmocka_unit_test(test_large_edges),
+        cmocka_unit_test(test_calloc_edges),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

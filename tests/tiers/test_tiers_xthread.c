@@ -1,0 +1,369 @@
+/* Cross-thread use of every tier: blocks of tiny, pool and large sizes (plain and aligned) freed and
+ * realloc'd by threads that did not allocate them, blocks outliving the thread that allocated them, and
+ * several threads using the BigCache at once while another collects. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <cmocka.h>
+
+#include "tiers_util.h"
+
+/* A block carries its size and tag in its first 16 bytes, and the tag's pattern in the rest of its first and
+ * last 2 KiB. */
+static void mark(unsigned char *p, size_t n, uint64_t tag) {
+    uint64_t sz = n;
+    memcpy(p, &sz, 8);
+    memcpy(p + 8, &tag, 8);
+    size_t head = n < 2048 ? n : 2048;
+    ti_fill_range(p, 16, head, tag);
+    if (n > 4096)
+        ti_fill_range(p, n - 2048, n, tag);
+}
+
+/* Returns the first damaged offset or (size_t)-1; *n_out receives the stored size. */
+static size_t check_mark(const unsigned char *p, size_t *n_out, uint64_t *tag_out) {
+    uint64_t sz, tag;
+    memcpy(&sz, p, 8);
+    memcpy(&tag, p + 8, 8);
+    *n_out = (size_t)sz;
+    *tag_out = tag;
+    size_t head = sz < 2048 ? (size_t)sz : 2048;
+    size_t bad = ti_check_range(p, 16, head, tag);
+    if (bad == (size_t)-1 && sz > 4096)
+        bad = ti_check_range(p, (size_t)sz - 2048, (size_t)sz, tag);
+    return bad;
+}
+
+static size_t pick_size(tu_rng_t *r) {
+    uint64_t x = tu_next(r);
+    switch (x % 8) {
+    case 0:
+    case 1:
+    case 2:
+        return 16 + (size_t)((x >> 8) % 1000); /* tiny */
+    case 3:
+        return 1024 + (size_t)((x >> 8) % 7200); /* tiny, upper */
+    case 4:
+    case 5:
+        return 8193 + (size_t)((x >> 8) % (HAK_SLAB_MAX_SIZE - 8192)); /* pool */
+    case 6:
+        return HAK_SLAB_MAX_SIZE + 1 + (size_t)((x >> 8) % (2 * TI_MIB)); /* large */
+    default:
+        return (size_t)1 << (4 + (x >> 8) % 15); /* edges */
+    }
+}
+
+/* ---- producer / consumer
+ * ----------------------------------------------------------------------------------- */
+enum { RING = 256 };
+static unsigned char *_Atomic ring[RING];
+static atomic_int producers_done;
+static atomic_ullong consumed, consumer_reallocs;
+static atomic_int failures;
+
+#define TFAIL(...)                                                                                           \
+    do {                                                                                                     \
+        fprintf(stderr, __VA_ARGS__);                                                                        \
+        fputc('\n', stderr);                                                                                 \
+        atomic_fetch_add(&failures, 1);                                                                      \
+    } while (0)
+
+static int items_per_producer(void) { return 20000 / HAKMEM_TEST_SLOWDOWN; }
+
+static void *producer(void *arg) {
+    tu_rng_t r;
+    tu_seed(&r, (uint64_t)(uintptr_t)arg);
+    int items = items_per_producer();
+    for (int i = 0; i < items; i++) {
+        size_t n = pick_size(&r);
+        unsigned char *p;
+        if (i % 5 == 0) {
+            size_t a = (size_t)32 << (tu_next(&r) % 8); /* 32 .. 4096 */
+            p = hak_aligned_alloc(a, n);
+            if (p && (uintptr_t)p % a)
+                TFAIL("aligned_alloc(%zu, %zu) misaligned", a, n);
+        } else {
+            p = hak_alloc(n);
+        }
+        if (!p) {
+            TFAIL("allocation of %zu failed", n);
+            break;
+        }
+        mark(p, n, tu_next(&r) | 1);
+        size_t slot = (size_t)(tu_next(&r) % RING);
+        for (;;) {
+            unsigned char *expected = NULL;
+            if (atomic_compare_exchange_weak(&ring[slot], &expected, p))
+                break;
+            slot = (slot + 1) % RING;
+            if (slot == 0)
+                sched_yield();
+        }
+    }
+    atomic_fetch_add(&producers_done, 1);
+    return NULL;
+}
+
+static void *consumer(void *arg) {
+    int nproducers = (int)(intptr_t)arg;
+    tu_rng_t r;
+    tu_seed(&r, 4242);
+    for (;;) {
+        int done = atomic_load(&producers_done) == nproducers;
+        int got = 0;
+        for (size_t s = 0; s < RING; s++) {
+            unsigned char *p = atomic_exchange(&ring[s], NULL);
+            if (!p)
+                continue;
+            got = 1;
+            size_t n;
+            uint64_t tag;
+            size_t bad = check_mark(p, &n, &tag);
+            if (bad != (size_t)-1)
+                TFAIL("block %p (%zu bytes) damaged at %zu when received", (void *)p, n, bad);
+            if (hak_usable_size(p) < n)
+                TFAIL("block %p: usable %zu < %zu", (void *)p, hak_usable_size(p), n);
+            if (hak_heap_of(p) != hak_heap_default())
+                TFAIL("block %p: wrong heap", (void *)p);
+            if (tu_next(&r) % 4 == 0) { /* realloc a block this thread did not allocate, to another tier */
+                size_t m = pick_size(&r);
+                if (m < 16)
+                    m = 16;
+                unsigned char *q = hak_realloc(p, m);
+                if (!q) {
+                    TFAIL("realloc(%zu -> %zu) failed", n, m);
+                    continue;
+                }
+                size_t keep = (n < m ? n : m);
+                size_t head = keep < 2048 ? keep : 2048;
+                if (memcmp(q, &(uint64_t){n}, 8) != 0 || ti_check_range(q, 16, head, tag) != (size_t)-1)
+                    TFAIL("realloc(%zu -> %zu) by another thread lost content", n, m);
+                mark(q, m, tag);
+                p = q;
+                atomic_fetch_add(&consumer_reallocs, 1);
+            }
+            hak_free(p);
+            atomic_fetch_add(&consumed, 1);
+        }
+        if (done && !got)
+            break;
+        if (!got)
+            sched_yield();
+    }
+    return NULL;
+}
+
+static void test_xthread_producer_consumer(void **state) {
+    (void)state;
+    hak_collect(0);
+    hak_stats_t s0 = ti_stats(hak_heap_default());
+    enum { P = 2 };
+    pthread_t pt[P], ct;
+    atomic_store(&producers_done, 0);
+    atomic_store(&consumed, 0);
+    atomic_store(&failures, 0);
+    assert_int_equal(pthread_create(&ct, NULL, consumer, (void *)(intptr_t)P), 0);
+    for (int i = 0; i < P; i++)
+        assert_int_equal(pthread_create(&pt[i], NULL, producer, (void *)(intptr_t)(i + 1)), 0);
+    for (int i = 0; i < P; i++)
+        pthread_join(pt[i], NULL);
+    pthread_join(ct, NULL);
+    assert_int_equal(atomic_load(&failures), 0);
+    assert_int_equal(atomic_load(&consumed),
+                     (unsigned long long)P * (unsigned long long)items_per_producer());
+    assert_true(atomic_load(&consumer_reallocs) > 0);
+    /* every block came back: the threads have exited, their SuperSlabs settled by the stats walk */
+    hak_collect(0);
+    hak_stats_t s1 = ti_stats(hak_heap_default());
+    if (s1.live_blocks != s0.live_blocks || s1.large_blocks != s0.large_blocks)
+        fail_msg("after all frees: %llu live blocks (%llu large), expected %llu (%llu)",
+                 (unsigned long long)s1.live_blocks, (unsigned long long)s1.large_blocks,
+                 (unsigned long long)s0.live_blocks, (unsigned long long)s0.large_blocks);
+}
+
+/* ---- blocks outliving their thread -----------------------------------------------------------------------
+ */
+enum { ORPHANS = 600 };
+static unsigned char *orphans[ORPHANS];
+
+static void *orphan_maker(void *arg) {
+    hak_heap_t *heap = arg;
+    tu_rng_t r;
+    tu_seed(&r, 555);
+    for (int i = 0; i < ORPHANS; i++) {
+        size_t n = pick_size(&r);
+        orphans[i] = heap ? hak_heap_alloc(heap, n) : hak_alloc(n);
+        if (!orphans[i]) {
+            TFAIL("orphan allocation failed");
+            return NULL;
+        }
+        mark(orphans[i], n, (uint64_t)i * 7 + 1);
+    }
+    return NULL;
+}
+
+static void run_orphans(hak_heap_t *heap) {
+    hak_heap_t *owner = heap ? heap : hak_heap_default();
+    hak_stats_t s0 = ti_stats(owner);
+    atomic_store(&failures, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, orphan_maker, heap), 0);
+    pthread_join(t, NULL); /* the allocating thread is gone */
+    assert_int_equal(atomic_load(&failures), 0);
+    hak_stats_t s1 = ti_stats(owner);
+    assert_int_equal(s1.live_blocks, s0.live_blocks + ORPHANS);
+    /* free the even ones here, realloc the odd ones (to other tiers) first */
+    for (int i = 0; i < ORPHANS; i++) {
+        size_t n;
+        uint64_t tag;
+        size_t bad = check_mark(orphans[i], &n, &tag);
+        if (bad != (size_t)-1)
+            fail_msg("orphan %d (%zu bytes) damaged at %zu after its thread exited", i, n, bad);
+        if (hak_heap_of(orphans[i]) != owner)
+            fail_msg("orphan %d: wrong heap", i);
+        if (i & 1) {
+            size_t m = n > HAK_SLAB_MAX_SIZE ? n / 8 + 16 : n * 3 + HAK_SLAB_MAX_SIZE / 2;
+            unsigned char *q = heap ? hak_heap_realloc(heap, orphans[i], m) : hak_realloc(orphans[i], m);
+            assert_non_null(q);
+            if (hak_heap_of(q) != owner)
+                fail_msg("orphan %d: realloc changed the heap", i);
+            assert_int_equal(ti_check_range(q, 16, (n < m ? n : m) < 2048 ? (n < m ? n : m) : 2048, tag),
+                             (size_t)-1);
+            hak_free(q);
+        } else {
+            hak_free(orphans[i]);
+        }
+    }
+    hak_collect(0);
+    hak_stats_t s2 = ti_stats(owner);
+    assert_int_equal(s2.live_blocks, s0.live_blocks);
+    assert_int_equal(s2.large_blocks, s0.large_blocks);
+    /* a new thread can allocate every tier again (adopting what the first one left) */
+    assert_int_equal(pthread_create(&t, NULL, orphan_maker, heap), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(atomic_load(&failures), 0);
+    for (int i = 0; i < ORPHANS; i++)
+        hak_free(orphans[i]);
+}
+
+static void test_xthread_orphans_default(void **state) {
+    (void)state;
+    run_orphans(NULL);
+}
+
+static void test_xthread_orphans_private(void **state) {
+    (void)state;
+    hak_heap_options_t o = {0, "tiers-orphans"};
+    hak_heap_t *h = hak_heap_create(&o);
+    assert_non_null(h);
+    run_orphans(h);
+    hak_heap_destroy(h);
+}
+
+/* ---- concurrent BigCache ---------------------------------------------------------------------------------
+ */
+static atomic_int bc_stop;
+
+static void *large_churn(void *arg) {
+    tu_rng_t r;
+    tu_seed(&r, (uint64_t)(uintptr_t)arg * 977);
+    enum { L = 6 };
+    unsigned char *live[L] = {0};
+    int iters = 4000 / HAKMEM_TEST_SLOWDOWN;
+    for (int it = 0; it < iters; it++) {
+        size_t k = (size_t)(tu_next(&r) % L);
+        if (live[k]) {
+            size_t n;
+            uint64_t tag;
+            size_t bad = check_mark(live[k], &n, &tag);
+            if (bad != (size_t)-1)
+                TFAIL("large block %p (%zu) damaged at %zu", (void *)live[k], n, bad);
+            if (tu_next(&r) % 3 == 0) {
+                size_t m = HAK_SLAB_MAX_SIZE + 1 + (size_t)(tu_next(&r) % (6 * TI_MIB));
+                unsigned char *q = hak_realloc(live[k], m);
+                if (!q) {
+                    TFAIL("large realloc failed");
+                    continue;
+                }
+                size_t keep = n < m ? n : m;
+                if (ti_check_range(q, 16, keep < 2048 ? keep : 2048, tag) != (size_t)-1)
+                    TFAIL("large realloc lost content");
+                mark(q, m, tag);
+                live[k] = q;
+                continue;
+            }
+            hak_free(live[k]);
+            live[k] = NULL;
+        } else {
+            size_t n = HAK_SLAB_MAX_SIZE + 1 + (size_t)(tu_next(&r) % (4 * TI_MIB));
+            live[k] = hak_alloc(n);
+            if (!live[k]) {
+                TFAIL("large alloc failed");
+                continue;
+            }
+            if (hak_usable_size(live[k]) < n)
+                TFAIL("large usable below request");
+            mark(live[k], n, tu_next(&r) | 1);
+        }
+    }
+    for (int k = 0; k < L; k++)
+        hak_free(live[k]);
+    return NULL;
+}
+
+static void *collector(void *arg) {
+    (void)arg;
+    unsigned i = 0;
+    while (!atomic_load(&bc_stop)) {
+        hak_collect((i++ % 8) == 0);
+        hak_bigcache_info_t b = ti_bc();
+        if (b.bytes > (size_t)256 << 20)
+            TFAIL("BigCache over its default bound");
+        /* statistics walk the large-block lists while other threads allocate, realloc and free */
+        hak_stats_t st;
+        memset(&st, 0, sizeof st);
+        st.size = sizeof st;
+        if (hak_heap_stats(NULL, &st) != 0)
+            TFAIL("hak_heap_stats failed");
+        if (st.large_bytes < st.large_blocks * HAK_SLAB_MAX_SIZE)
+            TFAIL("large_bytes below large_blocks * 256 KiB");
+        ti_sleep_ms(2);
+    }
+    return NULL;
+}
+
+static void test_xthread_bigcache_concurrent(void **state) {
+    (void)state;
+    atomic_store(&failures, 0);
+    atomic_store(&bc_stop, 0);
+    hak_stats_t s0 = ti_stats(hak_heap_default());
+    enum { T = 3 };
+    pthread_t t[T], c;
+    assert_int_equal(pthread_create(&c, NULL, collector, NULL), 0);
+    for (int i = 0; i < T; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, large_churn, (void *)(intptr_t)(i + 1)), 0);
+    for (int i = 0; i < T; i++)
+        pthread_join(t[i], NULL);
+    atomic_store(&bc_stop, 1);
+    pthread_join(c, NULL);
+    assert_int_equal(atomic_load(&failures), 0);
+    hak_stats_t s1 = ti_stats(hak_heap_default());
+    assert_int_equal(s1.large_blocks, s0.large_blocks);
+    hak_collect(1);
+    hak_bigcache_info_t b = ti_bc();
+    assert_int_equal(b.entries, 0);
+    assert_int_equal(b.bytes, 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_xthread_producer_consumer),
+        cmocka_unit_test(test_xthread_orphans_default),
+        cmocka_unit_test(test_xthread_orphans_private),
+        cmocka_unit_test(test_xthread_bigcache_concurrent),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
