@@ -209,8 +209,10 @@ void *hak_bigcache_take(size_t need, size_t *got) {
         return NULL;
     uint8_t *base = (uint8_t *)e;
     size_t have = e->size;
-    if (grain_of(have) > grain_of(need) + NEAR_GRAINS) {
-        hak_os_unmap(base + need, have - need); /* much larger: give the tail back */
+    if (have / 2 > need) {
+        /* Far larger: give the tail back. Up to twice the size the block keeps it all: those pages are
+         * resident, and trimming them only to fault them in again on the next growth costs more. */
+        hak_os_unmap(base + need, have - need);
         have = need;
     } else if (have < need) {
         /* Smaller: grow it, keeping its resident pages. In place if the space after it is free, else move

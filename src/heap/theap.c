@@ -86,16 +86,20 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
         }
     }
     for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = ss->next) {
-        int i = hak_ss_find_span(ss, n);
+        int i = hak_ss_find_span(ss, n, hak_class_size(cls));
         if (i >= 0)
             return span_carve(ss, i, n, cls);
     }
     hak_superslab_t *ss;
     while ((ss = hak_heap_adopt(th)) != NULL) {
-        int i = hak_ss_find_span(ss, n);
+        int i = hak_ss_find_span(ss, n, hak_class_size(cls));
         if (i >= 0)
             return span_carve(ss, i, n, cls);
     }
+    /* A new SuperSlab is about to be faulted in while the free slabs of the owned ones are too scattered for
+     * this span: give their pages back first, so resident memory tracks the spans in use. */
+    for (ss = th->superslabs; ss != NULL; ss = ss->next)
+        hak_ss_purge_free_slabs(ss);
     ss = hak_ss_acquire();
     if (ss == NULL) {
         hak_bigcache_collect(true); /* out of memory or address space: cached large mappings go first */
@@ -107,7 +111,7 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
         return NULL;
     }
     ss_take_ownership(th, ss);
-    return span_carve(ss, 0, n, cls);
+    return span_carve(ss, hak_ss_find_span(ss, n, hak_class_size(cls)), n, cls);
 }
 
 bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {

@@ -78,6 +78,6 @@ void *hak_os_move(void *p, size_t old_size, void *dst, size_t new_size) {
 
 uint64_t hak_os_now_ms(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* a few ms of resolution is plenty for purge delays */
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }

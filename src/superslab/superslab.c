@@ -9,8 +9,10 @@
 
 hak_slab_t hak_slab_empty;
 
-int hak_ss_find_span(const hak_superslab_t *ss, unsigned n) {
+int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size) {
     uint32_t m = ss->free_mask;
+    if (hak_span_bytes(0, n) < block_size)
+        m &= ~1u; /* a span at slab 0 loses the header and would not hold one block */
     /* after the loop, bit i is set iff slabs i .. i+n-1 are all free (the shifts clear bits past the end) */
     for (unsigned k = 1; k < n && m != 0; k++)
         m &= ss->free_mask >> k;
@@ -39,6 +41,7 @@ hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsign
     hak_store_relaxed(&s->start, hak_span_start(ss, i));
     uint32_t bits = (n >= 32 ? 0xffffffffu : ((1u << n) - 1u)) << i;
     hak_store_relaxed(&ss->free_mask, ss->free_mask & ~bits);
+    ss->purged_mask &= ~bits;
     return s;
 }
 
@@ -59,6 +62,20 @@ void hak_ss_span_release(hak_superslab_t *ss, hak_slab_t *s) {
     }
     uint32_t bits = (n >= 32 ? 0xffffffffu : ((1u << n) - 1u)) << i;
     hak_store_relaxed(&ss->free_mask, ss->free_mask | bits);
+}
+
+void hak_ss_purge_free_slabs(hak_superslab_t *ss) {
+    uint32_t m = ss->free_mask & ~ss->purged_mask;
+    ss->purged_mask |= m;
+    while (m != 0) {
+        unsigned i = (unsigned)__builtin_ctz(m);
+        unsigned n = (unsigned)__builtin_ctz(~(m >> i)); /* length of the run of free slabs */
+        if (i + n > HAK_SLABS_PER_SS)
+            n = HAK_SLABS_PER_SS - i;
+        uint8_t *from = hak_span_start(ss, i);
+        hak_os_purge(from, hak_span_bytes(i, n));
+        m &= ~((n >= 32 ? 0xffffffffu : ((1u << n) - 1u)) << i);
+    }
 }
 
 /* ---- global cache of empty SuperSlabs ----
@@ -101,6 +118,7 @@ static void decay_locked(uint64_t now, bool force) {
 static void header_reset(hak_superslab_t *ss) {
     memset(ss->slabs, 0, sizeof ss->slabs);
     ss->free_mask = HAK_SS_ALL_FREE;
+    ss->purged_mask = 0;
     __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&ss->owner_tid, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&ss->heap, NULL, __ATOMIC_RELAXED);

@@ -59,6 +59,7 @@ typedef struct hak_superslab_s {
     struct hak_superslab_s *next, *prev;
     uint32_t free_mask;   /* bit i set = slab i is free (owner writes, relaxed) */
     uint32_t remote_mask; /* bit i set = span starting at slab i got remote frees since last scan */
+    uint32_t purged_mask; /* free slabs whose pages went back to the OS (owner only) */
     uint64_t cached_since_ms;
     uint8_t purged; /* cached and given back to the OS */
     hak_slab_t slabs[HAK_SLABS_PER_SS];
@@ -99,8 +100,8 @@ static inline size_t hak_span_bytes(unsigned i, unsigned n) {
     return (size_t)n * HAK_SLAB_SIZE - (i == 0 ? HAK_SS_HEADER_SIZE : 0);
 }
 
-/* Finds n contiguous free slabs; returns the first index or -1. Owner only. */
-int hak_ss_find_span(const hak_superslab_t *ss, unsigned n);
+/* Finds n contiguous free slabs that can hold a block of block_size; the first index or -1. Owner only. */
+int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size);
 /* Turns slabs [i, i+n) into one span serving blocks of `block_size` (class cls). Owner only. */
 hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsigned cls, size_t block_size);
 /* Returns a span's slabs to the SuperSlab's free mask. Owner only. */
@@ -108,6 +109,9 @@ void hak_ss_span_release(hak_superslab_t *ss, hak_slab_t *s);
 static inline bool hak_ss_is_empty(const hak_superslab_t *ss) {
     return hak_load_relaxed(&ss->free_mask) == HAK_SS_ALL_FREE;
 }
+
+/* Gives the pages of the free slabs back to the OS (owner only; each slab once until it is carved again). */
+void hak_ss_purge_free_slabs(hak_superslab_t *ss);
 
 /* Global supply of SuperSlabs: reuses cached empty ones, else maps a new one. NULL with errno on failure. */
 hak_superslab_t *hak_ss_acquire(void);
