@@ -12,19 +12,13 @@
 #include "heap/theap.h"
 #include "os/os.h"
 
-static void add_superslab(hak_stats_t *st, const hak_superslab_t *ss) {
+static void add_superslab(hak_stats_t *st, hak_superslab_t *ss) {
     st->reserved_bytes += HAK_SS_SIZE;
     st->committed_bytes += HAK_SS_SIZE;
     uint32_t free_mask = hak_load_relaxed(&ss->free_mask);
     st->cached_bytes += (uint64_t)__builtin_popcount(free_mask) * HAK_SLAB_SIZE;
-    for (unsigned i = 0; i < HAK_SLABS_PER_SS;) {
-        const hak_slab_t *s = &ss->slabs[i];
-        unsigned n = hak_load_relaxed(&s->span_slabs);
-        if (n == 0 || (free_mask >> i) & 1u) {
-            i++;
-            continue;
-        }
-        i += n;
+    unsigned i = 0;
+    for (const hak_slab_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
         uint64_t bs = hak_load_relaxed(&s->block_size);
         /* blocks freed by other threads and not yet collected by the owner are not live */
         uint32_t owner_used = hak_load_relaxed(&s->used), pending = hak_load_relaxed(&s->remote_pending);

@@ -162,14 +162,8 @@ void hak_theap_collect_remote(hak_theap_t *th) {
 bool hak_theap_adopt(hak_theap_t *th, hak_superslab_t *ss) {
     ss_take_ownership(th, ss);
     __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
-    for (unsigned i = 0; i < HAK_SLABS_PER_SS;) {
-        hak_slab_t *s = &ss->slabs[i];
-        unsigned n = s->span_slabs;
-        if (n == 0) {
-            i++;
-            continue;
-        }
-        i += n;
+    unsigned i = 0;
+    for (hak_slab_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
         s->next = s->prev = NULL; /* links of the previous owner's lists */
         hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SLAB_FULL));
         if (s->free == NULL) {
@@ -219,14 +213,8 @@ void hak_theap_abandon_locked(hak_theap_t *th) {
     for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = next) {
         next = ss->next;
         bool released = false;
-        for (unsigned i = 0; i < HAK_SLABS_PER_SS && !released;) {
-            hak_slab_t *s = &ss->slabs[i];
-            unsigned n = s->span_slabs;
-            if (n == 0) {
-                i++;
-                continue;
-            }
-            i += n;
+        unsigned i = 0;
+        for (hak_slab_t *s; !released && (s = hak_ss_next_span(ss, &i)) != NULL;) {
             released = span_settle(th, ss, s);
         }
         if (released)
@@ -257,17 +245,11 @@ void hak_heap_settle_abandoned_locked(hak_heap_impl_t *heap) {
     for (hak_superslab_t *ss = heap->abandoned; ss != NULL; ss = next) {
         next = ss->next;
         __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
-        for (unsigned i = 0; i < HAK_SLABS_PER_SS;) {
-            hak_slab_t *s = &ss->slabs[i];
-            unsigned n = s->span_slabs;
-            if (n == 0) {
-                i++;
-                continue;
-            }
-            i += n;
+        unsigned i = 0;
+        for (hak_slab_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
             hak_slab_collect_remote(s);
             if (s->used == 0) {
-                hak_heap_uncharge(heap, (size_t)n * HAK_SLAB_SIZE);
+                hak_heap_uncharge(heap, (size_t)s->span_slabs * HAK_SLAB_SIZE);
                 hak_ss_span_release(ss, s);
             }
         }
@@ -282,14 +264,8 @@ void hak_theap_release_empty(hak_theap_t *th) {
     hak_superslab_t *next;
     for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = next) {
         next = ss->next;
-        for (unsigned i = 0; i < HAK_SLABS_PER_SS;) {
-            hak_slab_t *s = &ss->slabs[i];
-            unsigned n = s->span_slabs;
-            if (n == 0) {
-                i++;
-                continue;
-            }
-            i += n;
+        unsigned i = 0;
+        for (hak_slab_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
             if (th->direct[s->cls] == s)
                 th->direct[s->cls] = &hak_slab_empty; /* lets span_settle free the current span too */
             if (span_settle(th, ss, s))

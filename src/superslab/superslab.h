@@ -100,6 +100,19 @@ static inline size_t hak_span_bytes(unsigned i, unsigned n) {
     return (size_t)n * HAK_SLAB_SIZE - (i == 0 ? HAK_SS_HEADER_SIZE : 0);
 }
 
+/* Iterates the spans in use: the next one at or after slab *i, advancing *i past it first, so the caller may
+ * release the span it gets.  unsigned i = 0; for (hak_slab_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) */
+static inline hak_slab_t *hak_ss_next_span(hak_superslab_t *ss, unsigned *i) {
+    while (*i < HAK_SLABS_PER_SS) {
+        hak_slab_t *s = &ss->slabs[*i];
+        unsigned n = hak_load_relaxed(&s->span_slabs);
+        *i += n != 0 ? n : 1;
+        if (n != 0)
+            return s;
+    }
+    return NULL;
+}
+
 /* Finds n contiguous free slabs that can hold a block of block_size; the first index or -1. Owner only. */
 int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size);
 /* Turns slabs [i, i+n) into one span serving blocks of `block_size` (class cls). Owner only. */

@@ -41,7 +41,8 @@ if command -v nm >/dev/null; then
     bad=$(nm -D --defined-only "$libpath/libhakmem.so" | awk '{print $NF}' |
           grep -Ev '^(hak_|hakmem_|_init$|_fini$|_edata$|_end$|__bss_start$)' || true)
     [[ -z $bad ]] || fail "libhakmem.so exports non-API symbols:"$'\n'"$bad"
-    nm -D --defined-only "$libpath/libhakmem.so" | grep -q ' T hak_alloc$' || fail "hak_alloc not exported"
+    exported=$(nm -D --defined-only "$libpath/libhakmem.so")
+    grep -q ' T hak_alloc$' <<<"$exported" || fail "hak_alloc not exported"
 fi
 
 export LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
@@ -62,9 +63,11 @@ exe_dir=$work/cmake-build
 run_expect shared "$exe_dir/consumer_shared"
 run_expect static "$exe_dir/consumer_static"
 if command -v ldd >/dev/null; then
-    ldd "$exe_dir/consumer_shared" | grep -q "libhakmem.so.0 => $libpath/" ||
+    # Capture first: with pipefail, `ldd | grep -q` fails at random when grep exits before ldd (SIGPIPE).
+    deps=$(ldd "$exe_dir/consumer_shared")
+    grep -q "libhakmem.so.0 => $libpath/" <<<"$deps" ||
         fail "consumer_shared does not load the installed libhakmem.so.0"
-    if ldd "$exe_dir/consumer_static" | grep -q libhakmem; then
+    if grep -q libhakmem <<<"$(ldd "$exe_dir/consumer_static")"; then
         fail "consumer_static depends on libhakmem.so (hakmem::hakmem_static is not static)"
     fi
 fi
