@@ -45,7 +45,11 @@ void *hak_heap_alloc(hak_heap_t *heap, size_t size) { return heap_alloc(heap ? h
 static hak_cold void free_not_slab(void *p, unsigned kind) {
     if (p == NULL)
         return;
-    hak_large_t *h = kind == HAK_REGION_NONE ? NULL : hak_large_mapping_of(p, kind);
+    if (kind == HAK_REGION_CACHED) {
+        hak_report_invalid("free of a large block that is already free", p);
+        return;
+    }
+    hak_large_t *h = hak_large_mapping_of(p, kind);
     if (h == NULL) {
         hak_report_invalid("free of a pointer hakmem does not own", p);
         return;
@@ -72,7 +76,7 @@ static size_t usable_size_quiet(const void *p, unsigned kind) {
         return hak_slab_usable_size(hak_ss_of(p), p);
     if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR) {
         hak_large_t *h = hak_large_of(p, kind);
-        return h ? (size_t)(h->map_base + h->map_size - (const uint8_t *)p) : 0;
+        return h ? (size_t)(h->block + h->usable - (const uint8_t *)p) : 0;
     }
     return 0;
 }

@@ -10,7 +10,7 @@ hak_options_t hak_options = {
     .show_stats = false,
     .purge_delay_ms = 1000,
     .bigcache_max = (size_t)256 << 20,
-    .ss_cache_max = 16,
+    .ss_cache_max = 64,
 };
 
 /* getenv is avoided on purpose: we scan `environ` ourselves so that nothing here can ever allocate. */

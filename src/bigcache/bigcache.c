@@ -1,6 +1,6 @@
 #include "bigcache/bigcache.h"
 
-#include <string.h>
+#include <stdint.h>
 
 #include "api/options.h"
 #include "common/lock.h"
@@ -8,22 +8,19 @@
 #include "os/os.h"
 #include "superslab/region_map.h"
 
-#define GRAIN_BITS 4  /* 16 grains per doubling: sizes in one grain differ by < 6.25% */
-#define NEAR_GRAINS 4 /* a hit may be up to 4 grains larger (about 25% waste at most) */
 #define TABLE_MIN 16
 
-/* The entry lives in the first bytes of the cached mapping itself (those pages stay resident). */
+/* The entry lives in the first bytes of the cached mapping itself; the region map marks its chunk CACHED. */
 typedef struct entry_s {
-    size_t size;
-    uint64_t grain;
+    size_t size; /* whole chunks */
     uint64_t since_ms;
     struct entry_s *chain;         /* next in the same bucket */
     struct entry_s *newer, *older; /* age list: head = newest, tail = oldest */
 } entry_t;
 
 typedef struct bucket_s {
-    uint64_t grain; /* key */
-    entry_t *head;  /* NULL = empty slot (open addressing, linear probing) */
+    uint64_t chunks; /* key */
+    entry_t *head;   /* NULL = empty slot (open addressing, linear probing) */
 } bucket_t;
 
 static hak_lock_t cache_lock = HAK_LOCK_INIT;
@@ -33,36 +30,29 @@ static entry_t *newest, *oldest;
 static size_t cached_bytes, cached_entries;
 static uint64_t stat_hits, stat_misses, stat_purged;
 
-static uint64_t grain_of(size_t size) {
-    uint64_t pages = size >> 12;
-    if (pages < (1u << GRAIN_BITS))
-        return pages;
-    unsigned bit = 63u - (unsigned)__builtin_clzll(pages);
-    uint64_t sub = (pages >> (bit - GRAIN_BITS)) & ((1u << GRAIN_BITS) - 1);
-    return ((uint64_t)(bit - GRAIN_BITS + 1) << GRAIN_BITS) + sub;
+static uint64_t chunks_of(size_t size) { return size >> HAK_CHUNK_SHIFT; }
+
+/* Fibonacci (multiplicative) hashing of the key. */
+static size_t slot_of(uint64_t key, size_t cap) {
+    return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
 }
 
-/* Fibonacci (multiplicative) hashing of the grain. */
-static size_t slot_of(uint64_t grain, size_t cap) {
-    return (size_t)((grain * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
-}
-
-static bucket_t *find_bucket(uint64_t grain) {
+static bucket_t *find_bucket(uint64_t key) {
     if (table_cap == 0)
         return NULL;
-    for (size_t i = slot_of(grain, table_cap);; i = (i + 1) & (table_cap - 1)) {
+    for (size_t i = slot_of(key, table_cap);; i = (i + 1) & (table_cap - 1)) {
         if (table[i].head == NULL)
             return NULL;
-        if (table[i].grain == grain)
+        if (table[i].chunks == key)
             return &table[i];
     }
 }
 
-static void insert_bucket(bucket_t *t, size_t cap, uint64_t grain, entry_t *head) {
-    size_t i = slot_of(grain, cap);
+static void insert_bucket(bucket_t *t, size_t cap, uint64_t key, entry_t *head) {
+    size_t i = slot_of(key, cap);
     while (t[i].head != NULL)
         i = (i + 1) & (cap - 1);
-    t[i].grain = grain;
+    t[i].chunks = key;
     t[i].head = head;
 }
 
@@ -73,7 +63,7 @@ static bool resize_table(size_t cap) {
         return false;
     for (size_t i = 0; i < table_cap; i++)
         if (table[i].head != NULL)
-            insert_bucket(t, cap, table[i].grain, table[i].head);
+            insert_bucket(t, cap, table[i].chunks, table[i].head);
     if (table != NULL)
         hak_meta_free(table, table_cap * sizeof *table);
     table = t;
@@ -89,14 +79,14 @@ static void erase_bucket(bucket_t *b) {
     for (size_t j = (i + 1) & (table_cap - 1); table[j].head != NULL; j = (j + 1) & (table_cap - 1)) {
         bucket_t moved = table[j];
         table[j].head = NULL;
-        insert_bucket(table, table_cap, moved.grain, moved.head);
+        insert_bucket(table, table_cap, moved.chunks, moved.head);
     }
     if (table_cap > TABLE_MIN && table_used < table_cap / 8)
         resize_table(table_cap / 2);
 }
 
 static void unlink_entry(entry_t *e) {
-    bucket_t *b = find_bucket(e->grain);
+    bucket_t *b = find_bucket(chunks_of(e->size));
     entry_t **pp = &b->head;
     while (*pp != e)
         pp = &(*pp)->chain;
@@ -113,14 +103,20 @@ static void unlink_entry(entry_t *e) {
         oldest = e->newer;
     cached_bytes -= e->size;
     __atomic_store_n(&cached_entries, cached_entries - 1, __ATOMIC_RELAXED);
+    hak_region_set(e, HAK_REGION_NONE);
 }
 
-static bool link_entry(entry_t *e) {
-    bucket_t *b = find_bucket(e->grain);
+/* Caches [base, base+size) as an entry. False only if the table cannot grow (metadata out of memory). */
+static bool link_entry(void *base, size_t size, uint64_t now) {
+    entry_t *e = base;
+    e->size = size;
+    e->since_ms = now;
+    uint64_t key = chunks_of(size);
+    bucket_t *b = find_bucket(key);
     if (b == NULL) {
         if ((table_used + 1) * 4 > table_cap * 3 && !resize_table(table_cap ? table_cap * 2 : TABLE_MIN))
             return false;
-        insert_bucket(table, table_cap, e->grain, e);
+        insert_bucket(table, table_cap, key, e);
         e->chain = NULL;
         table_used++;
     } else {
@@ -134,16 +130,30 @@ static bool link_entry(entry_t *e) {
     else
         oldest = e;
     newest = e;
-    cached_bytes += e->size;
+    cached_bytes += size;
     __atomic_store_n(&cached_entries, cached_entries + 1, __ATOMIC_RELAXED);
+    hak_region_set(e, HAK_REGION_CACHED);
     return true;
 }
 
-/* Takes entries to unmap off the age list while the cache is over its bounds; the caller unmaps them
- * after dropping the lock (chained through `chain`). */
-static entry_t *evict_locked(uint64_t now, bool force, size_t extra) {
+/* Merges the cached entries that follow [base, base+size) until the mapping reaches `want` bytes; a surplus
+ * beyond `want` goes back to the cache. Returns the new size. */
+static size_t absorb_locked(uint8_t *base, size_t size, size_t want, uint64_t now) {
+    while (size < want && hak_region_kind(base + size) == HAK_REGION_CACHED) {
+        entry_t *n = (entry_t *)(base + size);
+        unlink_entry(n);
+        size += n->size;
+    }
+    if (size > want && want != SIZE_MAX && link_entry(base + want, size - want, now))
+        size = want;
+    return size;
+}
+
+/* Takes entries off the age list while the cache is over its bounds; the caller unmaps them after dropping
+ * the lock (chained through `chain`). */
+static entry_t *evict_locked(uint64_t now, bool force) {
     entry_t *victims = NULL;
-    while (oldest != NULL && (force || cached_bytes + extra > hak_options.bigcache_max ||
+    while (oldest != NULL && (force || cached_bytes > hak_options.bigcache_max ||
                               now - oldest->since_ms >= hak_options.purge_delay_ms)) {
         entry_t *e = oldest;
         unlink_entry(e);
@@ -162,25 +172,14 @@ static void unmap_all(entry_t *victims) {
     }
 }
 
-/* Best entry for `need`: the smallest within NEAR_GRAINS grains above; else (scanning the age list) the
- * smallest larger one, else the largest smaller one: growing it reuses its resident pages, which is cheaper
- * than faulting in a fresh mapping. */
+/* An entry of exactly `need` bytes, else the smallest larger one, else the largest smaller one. */
 static entry_t *choose_locked(size_t need) {
-    uint64_t g = grain_of(need);
-    for (uint64_t k = 0; k <= NEAR_GRAINS; k++) {
-        bucket_t *b = find_bucket(g + k);
-        if (b == NULL)
-            continue;
-        entry_t *best = NULL;
-        for (entry_t *e = b->head; e != NULL; e = e->chain)
-            if (e->size >= need && (best == NULL || e->size < best->size))
-                best = e;
-        if (best != NULL)
-            return best;
-    }
+    bucket_t *b = find_bucket(chunks_of(need));
+    if (b != NULL)
+        return b->head;
     entry_t *larger = NULL, *smaller = NULL;
     for (entry_t *e = newest; e != NULL; e = e->older) {
-        if (e->size >= need) {
+        if (e->size > need) {
             if (larger == NULL || e->size < larger->size)
                 larger = e;
         } else if (smaller == NULL || e->size > smaller->size) {
@@ -190,68 +189,74 @@ static entry_t *choose_locked(size_t need) {
     return larger ? larger : smaller;
 }
 
-void *hak_bigcache_take(size_t need, size_t *got) {
+void *hak_bigcache_take(size_t need) {
     if (__atomic_load_n(&cached_entries, __ATOMIC_RELAXED) == 0)
         return NULL; /* the common case when nothing is cached: no lock */
+    uint64_t now = hak_os_now_ms();
     hak_lock(&cache_lock);
     entry_t *e = choose_locked(need);
+    size_t have = 0;
     if (e != NULL) {
         unlink_entry(e);
+        have = e->size;
+        if (have > need && link_entry((uint8_t *)e + need, have - need, now))
+            have = need; /* split: the rest stays cached */
+        else if (have < need)
+            have = absorb_locked((uint8_t *)e, have, need, now);
         stat_hits++;
     } else {
         stat_misses++;
     }
-    /* On a miss the caller maps `need` fresh bytes: make room for them under the bound first. */
-    entry_t *victims = evict_locked(hak_os_now_ms(), false, e == NULL ? need : 0);
+    entry_t *victims = evict_locked(now, false);
     hak_unlock(&cache_lock);
     unmap_all(victims);
-    if (e == NULL)
-        return NULL;
+    if (e == NULL || have == need)
+        return e;
+    /* Still smaller: grow it, keeping its resident pages. In place if the space after it is free, else move
+     * the pages (no copy) to a fresh 2 MiB-aligned range. */
     uint8_t *base = (uint8_t *)e;
-    size_t have = e->size;
-    if (have / 2 > need) {
-        /* Far larger: give the tail back. Up to twice the size the block keeps it all: those pages are
-         * resident, and trimming them only to fault them in again on the next growth costs more. */
-        hak_os_unmap(base + need, have - need);
-        have = need;
-    } else if (have < need) {
-        /* Smaller: grow it, keeping its resident pages. In place if the space after it is free, else move
-         * the pages (no copy) to a fresh 2 MiB-aligned range. */
-        if (!hak_os_resize_in_place(base, have, need)) {
-            uint8_t *dst = hak_os_map_aligned(need, HAK_CHUNK_SIZE);
-            if (dst == NULL || hak_os_move(base, have, dst, need) == NULL) {
-                if (dst != NULL)
-                    hak_os_unmap(dst, need);
-                hak_os_unmap(base, have);
-                return NULL;
-            }
-            base = dst;
-        }
-        have = need;
-    }
-    *got = have;
-    return base;
+    if (hak_os_resize_in_place(base, have, need))
+        return base;
+    uint8_t *dst = hak_os_map_aligned(need, HAK_CHUNK_SIZE);
+    if (dst != NULL && hak_os_move(base, have, dst, need) != NULL)
+        return dst;
+    /* could not grow it (after a failed move dst is already gone): keep it cached, count a miss */
+    hak_lock(&cache_lock);
+    stat_hits--;
+    stat_misses++;
+    hak_unlock(&cache_lock);
+    if (!hak_bigcache_put(base, have))
+        hak_os_unmap(base, have);
+    return NULL;
 }
 
 bool hak_bigcache_put(void *base, size_t size) {
     if (size > hak_options.bigcache_max)
         return false;
     uint64_t now = hak_os_now_ms();
-    entry_t *e = base;
-    e->size = size;
-    e->grain = grain_of(size);
-    e->since_ms = now;
     hak_lock(&cache_lock);
-    entry_t *victims = evict_locked(now, false, size);
-    bool ok = link_entry(e);
+    size = absorb_locked(base, size, SIZE_MAX, now); /* merge with the cached entries that follow */
+    bool fits = size <= hak_options.bigcache_max && link_entry(base, size, now);
+    entry_t *victims = evict_locked(now, false);
     hak_unlock(&cache_lock);
     unmap_all(victims);
-    return ok;
+    if (!fits)
+        hak_os_unmap(base, size); /* merged past the bound (or no table): all of it goes back */
+    return true;
+}
+
+size_t hak_bigcache_extend(void *base, size_t size, size_t want) {
+    if (__atomic_load_n(&cached_entries, __ATOMIC_RELAXED) == 0)
+        return size;
+    hak_lock(&cache_lock);
+    size = absorb_locked(base, size, want, hak_os_now_ms());
+    hak_unlock(&cache_lock);
+    return size;
 }
 
 void hak_bigcache_collect(bool force) {
     hak_lock(&cache_lock);
-    entry_t *victims = evict_locked(hak_os_now_ms(), force, 0);
+    entry_t *victims = evict_locked(hak_os_now_ms(), force);
     hak_unlock(&cache_lock);
     unmap_all(victims);
 }

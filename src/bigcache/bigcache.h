@@ -1,8 +1,12 @@
-/* BigCache: freed large mappings kept for reuse. A hash table keyed by size grain (16 grains per doubling)
- * finds a near fit in O(1); the table grows and shrinks with its content. Total cached bytes are bounded
- * (HAKMEM_BIGCACHE_MAX) and entries idle longer than the purge delay (HAKMEM_PURGE_DELAY_MS) are unmapped.
- * On a near miss, a cached mapping that is larger is trimmed, or one that is smaller is grown with mremap,
- * so its resident pages are reused instead of faulting in new ones (page faults are the dominant cost). */
+/* BigCache: freed large mappings kept for reuse, so their resident pages serve the next large blocks
+ * instead of faulting in fresh ones (page faults are the dominant cost of large blocks).
+ *
+ * Mappings are whole 2 MiB chunks. The cache is a hash table keyed by chunk count (multiplicative hashing,
+ * open addressing, growing and shrinking with its content) plus an age list. A request takes an entry of
+ * exactly its size, else splits the smallest larger one (the rest stays cached), else grows the largest
+ * smaller one, first by merging the cached entries that follow it in memory. Freed mappings merge with
+ * cached entries that follow them. Total cached bytes are bounded (HAKMEM_BIGCACHE_MAX) and entries idle
+ * longer than HAKMEM_PURGE_DELAY_MS are unmapped. */
 #ifndef HAKMEM_BIGCACHE_BIGCACHE_H
 #define HAKMEM_BIGCACHE_BIGCACHE_H
 
@@ -10,10 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A cached 2 MiB-aligned mapping resized to at least `need` bytes (*got = its size); NULL on a miss. */
-void *hak_bigcache_take(size_t need, size_t *got);
-/* Keeps a 2 MiB-aligned mapping for reuse; false if it does not fit the cache (the caller unmaps it). */
+/* A cached mapping of exactly `need` bytes (a multiple of 2 MiB, 2 MiB aligned); NULL on a miss. */
+void *hak_bigcache_take(size_t need);
+/* Keeps a free mapping (2 MiB aligned, whole chunks) for reuse; false if it is larger than the cache bound
+ * (the caller unmaps it). Once merged with cached neighbours, a mapping over the bound is unmapped here. */
 bool hak_bigcache_put(void *base, size_t size);
+/* Grows the mapping [base, base+size) towards `want` bytes by merging the cached entries right after it;
+ * returns the mapping's new size (>= size; exactly want if it got there). */
+size_t hak_bigcache_extend(void *base, size_t size, size_t want);
 /* Returns cached mappings to the OS: all if force, else those idle past the purge delay. */
 void hak_bigcache_collect(bool force);
 

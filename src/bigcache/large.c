@@ -56,6 +56,18 @@ static uint8_t *map_far(size_t map_size, size_t align) {
     return base;
 }
 
+/* Keeps the mapping in the BigCache, or unmaps it. Only whole-chunk mappings are cacheable: those of
+ * over-aligned (LARGE_FAR) blocks are not. */
+static void release_mapping(hak_large_t *h) {
+    uint8_t *base = h->map_base;
+    size_t size = h->map_size;
+    h->block = NULL;
+    h->magic = 0;
+    bool whole_chunks = (((uintptr_t)base | size) & (HAK_CHUNK_SIZE - 1)) == 0;
+    if (!whole_chunks || !hak_bigcache_put(base, size))
+        hak_os_unmap(base, size);
+}
+
 static uint8_t *map_new(size_t map_size, size_t align) {
     return align < HAK_CHUNK_SIZE ? hak_os_map_aligned(map_size, HAK_CHUNK_SIZE) : map_far(map_size, align);
 }
@@ -69,51 +81,30 @@ static void publish(hak_large_t *h) {
 
 static void unpublish(hak_large_t *h) { hak_region_set((void *)hak_chunk_base(h->block), HAK_REGION_NONE); }
 
-/* Keeps the mapping in the BigCache, or unmaps it. Only 2 MiB-aligned bases are cacheable: mappings of
- * over-aligned (LARGE_FAR) blocks are not. */
-static void release_mapping(hak_large_t *h) {
-    uint8_t *base = h->map_base;
-    size_t size = h->map_size;
-    h->block = NULL;
-    h->magic = 0;
-    if (((uintptr_t)base & (HAK_CHUNK_SIZE - 1)) != 0 || !hak_bigcache_put(base, size))
-        hak_os_unmap(base, size);
-}
-
 void *hak_large_alloc(hak_heap_impl_t *heap, size_t size, size_t align, bool zero) {
     size_t offset = block_offset(align);
     if (size > (size_t)PTRDIFF_MAX - offset - align - HAK_CHUNK_SIZE) {
         errno = ENOMEM;
         return NULL;
     }
-    size_t map_size = hak_align_up(offset + size, HAK_OS_PAGE);
-    uint8_t *base = NULL;
-    if (align < HAK_CHUNK_SIZE) {
-        size_t got;
-        base = hak_bigcache_take(map_size, &got);
-        if (base != NULL && hak_heap_charge(heap, got)) {
-            map_size = got; /* a near fit may be a little larger: the block gets all of it */
-            if (zero)
-                memset(base + offset, 0, map_size - offset); /* reused pages are dirty */
-        } else if (base != NULL) {
-            /* the near fit is over the heap's limit where an exact mapping may not be */
-            if (!hak_bigcache_put(base, got))
-                hak_os_unmap(base, got);
-            base = NULL;
-        }
+    size_t need = hak_align_up(offset + size, HAK_OS_PAGE); /* what the block uses, and is charged */
+    if (!hak_heap_charge(heap, need)) {
+        errno = ENOMEM;
+        return NULL;
     }
-    if (base == NULL) {
-        if (!hak_heap_charge(heap, map_size)) {
-            errno = ENOMEM;
-            return NULL;
-        }
+    size_t map_size = align < HAK_CHUNK_SIZE ? hak_align_up(need, HAK_CHUNK_SIZE) : need;
+    uint8_t *base = align < HAK_CHUNK_SIZE ? hak_bigcache_take(map_size) : NULL;
+    if (base != NULL) {
+        if (zero)
+            memset(base + offset, 0, need - offset); /* reused pages are dirty */
+    } else {
         base = map_new(map_size, align);
         if (base == NULL) {
             hak_bigcache_collect(true); /* out of memory or address space: drop the cache and retry once */
             base = map_new(map_size, align);
         }
         if (base == NULL) {
-            hak_heap_uncharge(heap, map_size);
+            hak_heap_uncharge(heap, need);
             errno = ENOMEM;
             return NULL;
         }
@@ -122,6 +113,7 @@ void *hak_large_alloc(hak_heap_impl_t *heap, size_t size, size_t align, bool zer
     h->map_base = base;
     h->map_size = map_size;
     h->block = base + offset;
+    h->usable = need - offset;
     h->heap = heap;
     h->magic = HAK_LARGE_MAGIC;
     heap_link(h);
@@ -132,8 +124,16 @@ void *hak_large_alloc(hak_heap_impl_t *heap, size_t size, size_t align, bool zer
 void hak_large_free(hak_large_t *h) {
     heap_unlink(h);
     unpublish(h);
-    hak_heap_uncharge(h->heap, h->map_size);
+    hak_heap_uncharge(h->heap, hak_large_charged(h));
     release_mapping(h);
+}
+
+/* Sets the block's size within its mapping (statistics read both under the heap lock). */
+static void set_size(hak_large_t *h, size_t map_size, size_t usable) {
+    hak_lock(&h->heap->lock);
+    h->map_size = map_size;
+    h->usable = usable;
+    hak_unlock(&h->heap->lock);
 }
 
 void *hak_large_realloc(hak_large_t *h, size_t size) {
@@ -142,46 +142,58 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    size_t new_map = hak_align_up(offset + size, HAK_OS_PAGE);
-    size_t old_map = h->map_size;
-    if (new_map == old_map)
+    size_t old_need = offset + h->usable, need = hak_align_up(offset + size, HAK_OS_PAGE);
+    if (need == old_need)
         return h->block;
-    if (offset == HAK_OS_PAGE && ((uintptr_t)h->block & (HAK_CHUNK_SIZE - 1)) == 0)
+    bool far = ((h->map_size | (uintptr_t)h->map_base) & (HAK_CHUNK_SIZE - 1)) != 0;
+    if (far && need > h->map_size)
         return NULL; /* over-aligned block: the caller copies */
-    if (new_map > old_map && !hak_heap_charge(h->heap, new_map - old_map)) {
+    if (need > old_need && !hak_heap_charge(h->heap, need - old_need)) {
         errno = ENOMEM;
         return NULL;
     }
-    if (hak_os_resize_in_place(h->map_base, old_map, new_map)) {
-        hak_lock(&h->heap->lock); /* statistics read the size under the heap lock */
-        h->map_size = new_map;
-        hak_unlock(&h->heap->lock);
-        if (new_map < old_map)
-            hak_heap_uncharge(h->heap, old_map - new_map);
+    size_t old_map = h->map_size;
+    size_t new_map = far ? old_map : hak_align_up(need, HAK_CHUNK_SIZE);
+    if (need <= old_map) {
+        /* Within the mapping: no system call. Whole chunks no longer needed go to the BigCache. */
+        set_size(h, new_map, need - offset);
+        if (new_map < old_map && !hak_bigcache_put(h->map_base + new_map, old_map - new_map))
+            hak_os_unmap(h->map_base + new_map, old_map - new_map);
+        if (need < old_need)
+            hak_heap_uncharge(h->heap, old_need - need);
         return h->block;
     }
-    /* Move the pages to a new 2 MiB-aligned range: no copy. The header moves with them. */
+    /* Grow: merge cached mappings that follow, then extend in place, else move the pages (no copy). */
+    size_t got = hak_bigcache_extend(h->map_base, old_map, new_map);
+    if (got == new_map || hak_os_resize_in_place(h->map_base, got, new_map)) {
+        set_size(h, new_map, need - offset);
+        return h->block;
+    }
+    if (got != old_map)
+        set_size(h, got, h->usable); /* the merged chunks are part of the mapping now */
     uint8_t *dst = hak_os_map_aligned(new_map, HAK_CHUNK_SIZE);
     if (dst == NULL) {
-        hak_heap_uncharge(h->heap, new_map - old_map);
+        hak_heap_uncharge(h->heap, need - old_need);
         errno = ENOMEM;
         return NULL;
     }
     heap_unlink(h);
     unpublish(h);
     uint8_t *old_base = h->map_base;
-    if (hak_os_move(old_base, old_map, dst, new_map) == NULL) {
-        hak_os_unmap(dst, new_map);
+    if (hak_os_move(old_base, got, dst, new_map) == NULL) {
+        /* several kernel mappings (merged by the BigCache) cannot move as one: the caller copies. The
+         * kernel already unmapped dst. */
         heap_link(h);
         publish(h);
-        hak_heap_uncharge(h->heap, new_map - old_map);
+        hak_heap_uncharge(h->heap, need - old_need);
         errno = ENOMEM;
         return NULL;
     }
-    h = (hak_large_t *)dst;
+    h = (hak_large_t *)dst; /* the header moved with the pages */
     h->map_base = dst;
     h->map_size = new_map;
     h->block = dst + offset;
+    h->usable = need - offset;
     heap_link(h);
     publish(h);
     return h->block;
@@ -192,7 +204,7 @@ void hak_large_release_all_locked(hak_heap_impl_t *heap) {
     for (hak_large_t *h = heap->large; h != NULL; h = next) {
         next = h->next;
         unpublish(h);
-        hak_heap_uncharge(heap, h->map_size);
+        hak_heap_uncharge(heap, hak_large_charged(h));
         release_mapping(h);
     }
     heap->large = NULL;

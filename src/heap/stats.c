@@ -42,13 +42,13 @@ static void add_heap_locked(hak_stats_t *st, hak_heap_impl_t *heap) {
     for (hak_superslab_t *ss = heap->abandoned; ss != NULL; ss = ss->next)
         add_superslab(st, ss);
     for (hak_large_t *h = heap->large; h != NULL; h = h->next) {
-        uint64_t usable = (uint64_t)(h->map_base + h->map_size - h->block);
+        uint64_t usable = h->usable;
         st->large_blocks++;
         st->large_bytes += usable;
         st->live_blocks++;
         st->live_bytes += usable;
         st->reserved_bytes += h->map_size;
-        st->committed_bytes += h->map_size;
+        st->committed_bytes += hak_large_charged(h);
     }
 }
 

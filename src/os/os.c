@@ -67,8 +67,19 @@ bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size) {
         hak_os_unmap((uint8_t *)p + new_size, old_size - new_size);
         return true;
     }
-    void *q = mremap(p, old_size, new_size, 0);
-    return q != MAP_FAILED;
+    /* mremap keeps one kernel mapping (which can still be moved later); a range made of several mappings
+     * (the BigCache merges neighbours) cannot be resized by mremap, but it can be extended by a new one. */
+    if (mremap(p, old_size, new_size, 0) != MAP_FAILED)
+        return true;
+    uint8_t *end = (uint8_t *)p + old_size;
+    size_t extra = new_size - old_size;
+    void *q = mmap(end, extra, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (q == (void *)end)
+        return true;
+    if (q != MAP_FAILED)
+        hak_os_unmap(q, extra); /* an old kernel took the address as a hint and put it elsewhere */
+    return false;
 }
 
 void *hak_os_move(void *p, size_t old_size, void *dst, size_t new_size) {

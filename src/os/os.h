@@ -20,7 +20,9 @@ void hak_os_unmap(void *p, size_t size);
 void hak_os_purge(void *p, size_t size);
 /* Resize a mapping in place; returns false if the space after it is taken. */
 bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size);
-/* Move a mapping to `dst` (a reserved, suitably aligned range of new_size bytes) without copying. */
+/* Move a mapping to `dst` (a reserved, suitably aligned range of new_size bytes) without copying. Fails
+ * (NULL) for a range made of several kernel mappings; dst is then unmapped already (the kernel clears the
+ * target first), so the caller must not unmap it again: another thread may own that range by now. */
 void *hak_os_move(void *p, size_t old_size, void *dst, size_t new_size);
 /* Monotonic clock in milliseconds (vDSO, no allocation). */
 uint64_t hak_os_now_ms(void);

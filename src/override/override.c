@@ -51,6 +51,8 @@
  * there is foreign. A pointer inside a large mapping that is not its block start stays hakmem's (reported).
  */
 static hak_cold unsigned large_kind(const void *p, unsigned kind) {
+    if (kind == HAK_REGION_CACHED)
+        return kind; /* a freed large block: hakmem's, and hak_free reports it */
     return hak_large_mapping_of(p, kind) != NULL ? kind : HAK_REGION_NONE;
 }
 

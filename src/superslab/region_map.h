@@ -18,6 +18,7 @@ enum hak_region_kind {
     HAK_REGION_SUPERSLAB = 1, /* a SuperSlab starts at the chunk base */
     HAK_REGION_LARGE = 2,     /* a large block's header sits at the chunk base */
     HAK_REGION_LARGE_FAR = 3, /* a large block starts at the chunk base; its header is one page below */
+    HAK_REGION_CACHED = 4,    /* a free large mapping kept by the BigCache starts at the chunk base */
 };
 
 extern uint8_t hak_region_kinds[HAK_REGION_ENTRIES];

@@ -116,7 +116,10 @@ static void decay_locked(uint64_t now, bool force) {
 }
 
 static void header_reset(hak_superslab_t *ss) {
-    memset(ss->slabs, 0, sizeof ss->slabs);
+    /* Descriptors of free slabs are already clean (hak_ss_span_release): only spans still in use (a heap
+     * destroyed with live blocks) need clearing, which keeps create/destroy cycles cheap. */
+    for (uint32_t used = ~ss->free_mask; used != 0; used &= used - 1)
+        memset(&ss->slabs[__builtin_ctz(used)], 0, sizeof ss->slabs[0]);
     ss->free_mask = HAK_SS_ALL_FREE;
     ss->purged_mask = 0;
     __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);

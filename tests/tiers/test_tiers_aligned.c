@@ -1,6 +1,6 @@
 /* Alignment matrix: alignments 16 B .. 4 MiB times sizes from every tier (0, 1, small, the 8 KiB edge, mid,
- * the 256 KiB edge, large): aligned, usable >= size, writable in full, owned by the right heap, freed, and
- * realloc'd with the content kept; on the default heap and on a private one. */
+ * the 256 KiB edge, large): aligned, usable >= size (exact for large blocks), writable in full, owned by the
+ * right heap, freed, and realloc'd with the content kept; on the default heap and on a private one. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -49,6 +49,15 @@ static void run_matrix(hak_heap_t *heap) {
                 if (a >= TU_CHUNK && hak_region_kind(p[k]) != HAK_REGION_LARGE_FAR)
                     fail_msg("aligned_alloc(%zu, %zu): region kind %u, expected LARGE_FAR", a, n,
                              hak_region_kind(p[k]));
+                if (t == TI_TIER_LARGE) {
+                    /* exact and tight: the block starts `off` into its mapping (the 64-byte header, the
+                     * alignment below 2 MiB, a page for LARGE_FAR) and ends on the page after off + n */
+                    size_t off = a >= TU_CHUNK ? TI_PAGE : a > TI_LARGE_HEADER ? a : TI_LARGE_HEADER;
+                    size_t tight = ((off + (n ? n : 1) + TI_PAGE - 1) & ~(TI_PAGE - 1)) - off;
+                    if (u[k] != tight)
+                        fail_msg("aligned_alloc(%zu, %zu): large usable %zu, expected exactly %zu", a, n,
+                                 u[k], tight);
+                }
                 tu_fill(p[k], u[k], shift * 1000 + si * 10 + (size_t)k);
             }
             /* no overlap: every block still holds its own pattern */

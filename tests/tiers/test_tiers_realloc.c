@@ -163,23 +163,37 @@ static void test_realloc_large_mremap(void **state) {
     assert_true(hak_usable_size(p) < u_big);
     assert_true(hak_usable_size(p) < 9 * TI_MIB + TI_PAGE);
 
-    /* force the move: put a mapping right after the block's mapping */
-    size_t u = hak_usable_size(p);
-    unsigned char *end = p + u;
+    /* force the move: put a mapping right after the block's mapping (its whole chunks: the block itself ends
+     * on the page after its usable size, inside the mapping), with nothing cached that it could merge */
+    hak_collect(1);
+    hak_large_t *h = hak_large_of(p, hak_region_kind(p));
+    assert_non_null(h);
+    unsigned char *end = h->map_base + h->map_size;
+    assert_true(p + hak_usable_size(p) <= end);
     void *blocker = mmap(end, TI_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     int have_blocker = blocker == (void *)end;
+    int occupied = blocker == MAP_FAILED && errno == EEXIST; /* something is there already: as good */
     if (blocker != MAP_FAILED && !have_blocker)
         munmap(blocker, TI_PAGE); /* old kernel: hint ignored */
-    unsigned char *old = p;
+    unsigned char *old = p, *old_base = h->map_base;
+    size_t old_map = h->map_size;
     p = step(NULL, p, &n, 20 * TI_MIB, tag);
-    if (have_blocker) {
+    if (have_blocker || occupied) {
         if (p == old)
-            fail_msg("realloc grew a large block in place over a foreign mapping");
+            fail_msg("realloc grew a large block in place over a mapping (%s)",
+                     have_blocker ? "ours" : "existing");
         if (hak_heap_of(old) != NULL)
             fail_msg("old address of a moved large block still owned");
         if ((uintptr_t)p % 16 || ((uintptr_t)p & (TU_CHUNK - 1)) != TI_LARGE_HEADER)
             fail_msg("moved large block at %p is not 64 bytes into a 2 MiB-aligned mapping", (void *)p);
-        munmap(blocker, TI_PAGE);
+        /* moved with mremap, not copied: the old mapping is gone, not freed into the BigCache */
+        hak_bigcache_info_t bc = ti_bc();
+        if (bc.entries != 0 || !ti_unmapped(old_base, old_map))
+            fail_msg("moved large block: old mapping %s (%llu cache entries): copied instead of moved?",
+                     ti_unmapped(old_base, old_map) ? "unmapped" : "still mapped",
+                     (unsigned long long)bc.entries);
+        if (have_blocker)
+            munmap(blocker, TI_PAGE);
     } else {
         print_message("note: could not place a mapping after the block; the move path was not forced\n");
     }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,6 +33,7 @@ extern char **environ;
 #define TI_MIB ((size_t)1 << 20)
 #define TI_PAGE ((size_t)4096)
 #define TI_LARGE_HEADER ((size_t)64) /* large blocks start 64 bytes into their mapping */
+#define TI_CHUNK ((size_t)2 << 20)   /* large mappings are whole 2 MiB chunks, 2 MiB aligned */
 
 #ifndef HAKMEM_TEST_SLOWDOWN
 #define HAKMEM_TEST_SLOWDOWN 1
@@ -133,6 +135,28 @@ static inline size_t ti_check_range(const void *p, size_t from, size_t to, uint6
             fail_msg(__VA_ARGS__);                                                                           \
         }                                                                                                    \
     } while (0)
+
+/* ---- large-block geometry (docs/ARCHITECTURE.md, "Large blocks and the BigCache") -------------------------
+ * A large block of n bytes (alignment <= 64) starts 64 bytes into its mapping; its usable size is exact and
+ * tight: header + n rounded up to a page, minus the header. Its mapping is that rounded up to whole chunks.
+ */
+static inline size_t ti_large_usable(size_t n) {
+    return ((n + TI_LARGE_HEADER + TI_PAGE - 1) & ~(TI_PAGE - 1)) - TI_LARGE_HEADER;
+}
+static inline size_t ti_large_map(size_t n) {
+    return (ti_large_usable(n) + TI_LARGE_HEADER + TI_CHUNK - 1) & ~(TI_CHUNK - 1);
+}
+/* The largest request whose mapping is exactly k chunks (its usable size is k chunks minus the header). */
+static inline size_t ti_chunks_req(size_t k) { return k * TI_CHUNK - TI_LARGE_HEADER; }
+
+/* True if no page of [p, p+len) is mapped (mincore fails with ENOMEM on an unmapped page). */
+static inline int ti_unmapped(const void *p, size_t len) {
+    unsigned char vec[1];
+    for (size_t off = 0; off < len; off += TI_PAGE)
+        if (mincore((void *)((uintptr_t)p + off), TI_PAGE, vec) == 0 || errno != ENOMEM)
+            return 0;
+    return 1;
+}
 
 /* ---- statistics
  * --------------------------------------------------------------------------------------------- */
