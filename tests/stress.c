@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "test_util.h" /* tu_mix, tu_rng_t, tu_next */
+
 #ifdef STRESS_USE_MALLOC
 #include <malloc.h>
 #define S_NAME "malloc"
@@ -81,30 +83,9 @@ static atomic_ullong g_ops, g_bytes, g_xfer_in, g_foreign_frees;
 static atomic_ullong g_mid_allocs, g_large_allocs, g_large_foreign_frees; /* -L statistics */
 
 /* ---- helpers ----------------------------------------------------------------------------------------------- */
-static inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
-typedef struct {
-    uint64_t s;
-} rng_t;
-
-static inline uint64_t rng_next(rng_t *r) {
-    uint64_t x = r->s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    r->s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
 
 static inline uint64_t make_tag(uintptr_t addr, size_t size) {
-    return mix64((uint64_t)addr ^ mix64((uint64_t)size ^ g.seed)) | 1;
+    return tu_mix((uint64_t)addr ^ tu_mix((uint64_t)size ^ g.seed)) | 1;
 }
 
 static inline uint64_t pat(uint64_t tag, size_t off) { return tag ^ ((uint64_t)off * 0x9E3779B97F4A7C15ull); }
@@ -230,8 +211,8 @@ static size_t pick_size_tiers(uint64_t x) {
     return s;
 }
 
-static size_t pick_size(rng_t *r) {
-    uint64_t x = rng_next(r);
+static size_t pick_size(tu_rng_t *r) {
+    uint64_t x = tu_next(r);
     if (g.tiers) return pick_size_tiers(x);
     unsigned p = (unsigned)(x % 1000);
     uint64_t y = x >> 10;
@@ -250,15 +231,15 @@ static size_t pick_size(rng_t *r) {
     return s;
 }
 
-static unsigned char *new_block(rng_t *r, size_t size) {
-    unsigned kind = (unsigned)(rng_next(r) % 16);
+static unsigned char *new_block(tu_rng_t *r, size_t size) {
+    unsigned kind = (unsigned)(tu_next(r) % 16);
     unsigned char *b;
     if (kind == 0) {
         b = S_CALLOC(1, size);
         if (!b) die("calloc returned NULL", NULL, size, "out of memory?", 0);
         if (for_segments(b, size, 0, size, 0, seg_zero)) die("calloc", b, size, "block not zeroed", g_bad_off);
     } else if (kind == 1) {
-        size_t align = (size_t)16 << (rng_next(r) % 9); /* 16 .. 4096 */
+        size_t align = (size_t)16 << (tu_next(r) % 9); /* 16 .. 4096 */
         b = S_ALIGNED(align, size);
         if (!b) die("aligned alloc returned NULL", NULL, size, "out of memory?", align);
         if ((uintptr_t)b % align) die("aligned alloc", b, size, "misaligned", align);
@@ -275,10 +256,10 @@ static unsigned char *new_block(rng_t *r, size_t size) {
     return b;
 }
 
-static unsigned char *realloc_block(rng_t *r, unsigned char *b) {
+static unsigned char *realloc_block(tu_rng_t *r, unsigned char *b) {
     size_t old = verify_block(b, b, SIZE_MAX, "before realloc");
     size_t ns = pick_size(r);
-    if (rng_next(r) % 4 == 0) { /* small change around the old size */
+    if (tu_next(r) % 4 == 0) { /* small change around the old size */
         long d = (long)(ns % 64) - 32;
         ns = (long)old + d < HDR ? HDR : (size_t)((long)old + d);
     }
@@ -311,13 +292,13 @@ typedef struct {
 
 static void *worker(void *argp) {
     worker_arg_t *a = argp;
-    rng_t r = {mix64(g.seed ^ ((uint64_t)a->round << 32) ^ (uint64_t)a->index * 0x9E3779B97F4A7C15ull) | 1};
+    tu_rng_t r = {tu_mix(g.seed ^ ((uint64_t)a->round << 32) ^ (uint64_t)a->index * 0x9E3779B97F4A7C15ull) | 1};
     size_t L = g.local_slots, X = g.transfer_slots;
     unsigned char **local = calloc(L, sizeof *local); /* the harness's own memory comes from libc */
     if (!local) die("harness", NULL, 0, "calloc of local array failed", 0);
     unsigned long long in = 0, foreign = 0;
     for (long op = 0; op < g.ops; op++) {
-        uint64_t x = rng_next(&r);
+        uint64_t x = tu_next(&r);
         unsigned what = (unsigned)(x % 100);
         size_t i = (size_t)((x >> 8) % L);
         size_t j = (size_t)((x >> 32) % X);
@@ -355,10 +336,10 @@ static void *worker(void *argp) {
     /* Exit: free half, leave the other half in the transfer slots to outlive this thread. */
     for (size_t i = 0; i < L; i++) {
         if (!local[i]) continue;
-        if (rng_next(&r) & 1) {
+        if (tu_next(&r) & 1) {
             free_block(local[i], "free at thread exit");
         } else {
-            size_t j = (size_t)(rng_next(&r) % X);
+            size_t j = (size_t)(tu_next(&r) % X);
             unsigned char *old = atomic_exchange_explicit(&g_slots[j], local[i], memory_order_acq_rel);
             if (old) free_block(old, "free of a transferred block at thread exit");
         }
