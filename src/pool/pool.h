@@ -8,7 +8,7 @@
 #include "superslab/superslab.h"
 #include "tiny/size_class.h"
 
-#define HAK_TINY_SPAN_MIN_BLOCKS 32 /* a tiny span holds at least this many blocks ... */
+#define HAK_TINY_SPAN_MIN_BLOCKS 64 /* a tiny span holds at least this many blocks ... */
 #define HAK_POOL_MIN_BLOCKS 8       /* a pool span this many (fewer live-but-sparse spans pin less memory) */
 #define HAK_POOL_MAX_SLABS 16       /* ... unless that would take more than half a SuperSlab */
 
