@@ -14,7 +14,7 @@
 
 #define HAK_MIN_ALIGN 16
 
-static hak_noinline void *alloc_large(hak_heap_impl_t *heap, size_t size, size_t align, bool zero) {
+static hak_noinline void *alloc_large(hak_heap_t *heap, size_t size, size_t align, bool zero) {
     if (size > (size_t)PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;
@@ -23,7 +23,7 @@ static hak_noinline void *alloc_large(hak_heap_impl_t *heap, size_t size, size_t
     return hak_large_alloc(heap, size, align, zero);
 }
 
-static inline void *heap_alloc(hak_heap_impl_t *heap, size_t size) {
+static inline void *heap_alloc(hak_heap_t *heap, size_t size) {
     hak_theap_t *th = hak_theap_get(heap);
     if (hak_unlikely(th == NULL)) {
         errno = ENOMEM;
@@ -99,7 +99,7 @@ hak_heap_t *hak_heap_of(const void *p) {
     return hak_large_of(p, kind)->heap;
 }
 
-static void *calloc_in(hak_heap_impl_t *heap, size_t count, size_t size) {
+static void *calloc_in(hak_heap_t *heap, size_t count, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total) || total > (size_t)PTRDIFF_MAX) {
         errno = ENOMEM;
@@ -121,7 +121,7 @@ void *hak_heap_calloc(hak_heap_t *heap, size_t count, size_t size) {
 /* Aligned allocation. Up to HAK_NATURAL_ALIGN_MAX a class that is a multiple of the alignment gives aligned
  * blocks; larger alignments over-allocate and return an aligned pointer inside the block, flagging the slab
  * so frees round down to the block start; the largest go to large blocks. */
-static void *aligned_in(hak_heap_impl_t *heap, size_t align, size_t size) {
+static void *aligned_in(hak_heap_t *heap, size_t align, size_t size) {
     if (!hak_is_pow2(align)) {
         errno = EINVAL;
         return NULL;
@@ -165,7 +165,7 @@ void *hak_heap_aligned_alloc(hak_heap_t *heap, size_t alignment, size_t size) {
 }
 
 /* Realloc keeps the block's heap; a size that still fits (and is not far below) keeps the block itself. */
-static void *realloc_in(hak_heap_impl_t *heap, void *p, size_t size) {
+static void *realloc_in(hak_heap_t *heap, void *p, size_t size) {
     if (p == NULL)
         return heap_alloc(heap, size);
     if (size > (size_t)PTRDIFF_MAX) {
@@ -207,7 +207,7 @@ void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size) {
 
 /* For each live heap (the registry is locked, so none is destroyed meanwhile): the calling thread's empty
  * spans, and the abandoned SuperSlabs of exited threads. */
-static void collect_heap(hak_heap_impl_t *heap, void *arg) {
+static void collect_heap(hak_heap_t *heap, void *arg) {
     (void)arg;
     hak_theap_t *th = hak_theap_find(heap);
     if (th != NULL)

@@ -16,7 +16,7 @@ static size_t block_offset(size_t align) {
 }
 
 static void heap_link(hak_large_t *h) {
-    hak_heap_impl_t *heap = h->heap;
+    hak_heap_t *heap = h->heap;
     hak_lock(&heap->lock);
     h->prev = NULL;
     h->next = heap->large;
@@ -27,7 +27,7 @@ static void heap_link(hak_large_t *h) {
 }
 
 static void heap_unlink(hak_large_t *h) {
-    hak_heap_impl_t *heap = h->heap;
+    hak_heap_t *heap = h->heap;
     hak_lock(&heap->lock);
     if (h->prev)
         h->prev->next = h->next;
@@ -62,7 +62,6 @@ static void release_mapping(hak_large_t *h) {
     uint8_t *base = h->map_base;
     size_t size = h->map_size;
     h->block = NULL;
-    h->magic = 0;
     bool whole_chunks = (((uintptr_t)base | size) & (HAK_CHUNK_SIZE - 1)) == 0;
     if (!whole_chunks || !hak_bigcache_put(base, size))
         hak_os_unmap(base, size);
@@ -81,7 +80,7 @@ static void publish(hak_large_t *h) {
 
 static void unpublish(hak_large_t *h) { hak_region_set((void *)hak_chunk_base(h->block), HAK_REGION_NONE); }
 
-void *hak_large_alloc(hak_heap_impl_t *heap, size_t size, size_t align, bool zero) {
+void *hak_large_alloc(hak_heap_t *heap, size_t size, size_t align, bool zero) {
     size_t offset = block_offset(align);
     if (size > (size_t)PTRDIFF_MAX - offset - align - HAK_CHUNK_SIZE) {
         errno = ENOMEM;
@@ -115,7 +114,6 @@ void *hak_large_alloc(hak_heap_impl_t *heap, size_t size, size_t align, bool zer
     h->block = base + offset;
     h->usable = need - offset;
     h->heap = heap;
-    h->magic = HAK_LARGE_MAGIC;
     heap_link(h);
     publish(h);
     return h->block;
@@ -199,7 +197,7 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
     return h->block;
 }
 
-void hak_large_release_all_locked(hak_heap_impl_t *heap) {
+void hak_large_release_all_locked(hak_heap_t *heap) {
     hak_large_t *next;
     for (hak_large_t *h = heap->large; h != NULL; h = next) {
         next = h->next;
@@ -209,7 +207,3 @@ void hak_large_release_all_locked(hak_heap_impl_t *heap) {
     }
     heap->large = NULL;
 }
-
-void hak_large_fork_prepare(void) { hak_bigcache_fork_prepare(); }
-void hak_large_fork_parent(void) { hak_bigcache_fork_parent(); }
-void hak_large_fork_child(void) { hak_bigcache_fork_child(); }

@@ -11,16 +11,13 @@
 
 #include "heap/heap.h"
 
-#define HAK_LARGE_MAGIC 0x4c41524745u /* "LARGE" */
-
 typedef struct hak_large_s {
     uint8_t *map_base; /* the header sits here */
     size_t map_size;   /* address space of the mapping (whole chunks, or pages for LARGE_FAR) */
     uint8_t *block;    /* the user's pointer */
     size_t usable;     /* bytes from block: the request rounded up to a page, so exact and tight */
-    hak_heap_impl_t *heap;
+    hak_heap_t *heap;
     struct hak_large_s *next, *prev; /* heap->large */
-    uint64_t magic;
 } hak_large_t;
 
 /* Header of the large mapping in p's chunk, or NULL if p lies outside that mapping (an over-aligned mapping
@@ -46,15 +43,12 @@ static inline size_t hak_large_charged(const hak_large_t *h) {
 }
 
 /* A large block; zeroed when `zero` (fresh mappings already are, reused ones get cleared). */
-void *hak_large_alloc(hak_heap_impl_t *heap, size_t size, size_t align, bool zero);
+void *hak_large_alloc(hak_heap_t *heap, size_t size, size_t align, bool zero);
 void hak_large_free(hak_large_t *h);
 /* Resizes within the mapping, by merging cached neighbours, in place, or by moving the pages with mremap;
  * NULL (p untouched, errno set) on failure. */
 void *hak_large_realloc(hak_large_t *h, size_t size);
 /* Heap destroy: releases every large block of heap (heap lock held). */
-void hak_large_release_all_locked(hak_heap_impl_t *heap);
-void hak_large_fork_prepare(void);
-void hak_large_fork_parent(void);
-void hak_large_fork_child(void);
+void hak_large_release_all_locked(hak_heap_t *heap);
 
 #endif

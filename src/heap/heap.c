@@ -6,12 +6,13 @@
 #include <string.h>
 
 #include "api/options.h"
+#include "bigcache/bigcache.h"
 #include "bigcache/large.h"
 #include "common/meta.h"
 #include "heap/theap.h"
 
 hak_theap_t hak_theap_empty = {.direct = {[0 ... HAK_CLASS_COUNT - 1] = &hak_slab_empty}};
-hak_heap_impl_t hak_heap_main = {.id = 0, .gen = 1, .name = "default", .lock = HAK_RECURSIVE_LOCK_INIT};
+hak_heap_t hak_heap_main = {.id = 0, .gen = 1, .name = "default", .lock = HAK_RECURSIVE_LOCK_INIT};
 
 __thread hak_theap_t *hak_tls_theap = &hak_theap_empty;
 __thread hak_tslot_t *hak_tls_slots;
@@ -20,7 +21,7 @@ __thread char hak_tls_id_anchor;
 
 /* Registry of live heaps, indexed by id. Slot 0 is the default heap. */
 static hak_lock_t registry_lock = HAK_LOCK_INIT;
-static hak_heap_impl_t **registry;
+static hak_heap_t **registry;
 static uint32_t registry_cap;
 static uint64_t next_gen = 2;
 
@@ -32,20 +33,20 @@ static void thread_exit(void *arg);
 
 static void fork_prepare(void) {
     hak_heap_fork_prepare();
-    hak_large_fork_prepare();
+    hak_bigcache_fork_prepare();
     hak_ss_fork_prepare();
     hak_meta_fork_prepare();
 }
 static void fork_parent(void) {
     hak_meta_fork_parent();
     hak_ss_fork_parent();
-    hak_large_fork_parent();
+    hak_bigcache_fork_parent();
     hak_heap_fork_parent();
 }
 static void fork_child(void) {
     hak_meta_fork_child();
     hak_ss_fork_child();
-    hak_large_fork_child();
+    hak_bigcache_fork_child();
     hak_heap_fork_child();
 }
 
@@ -85,7 +86,7 @@ static bool grow_slots(uint32_t need) {
     return true;
 }
 
-hak_theap_t *hak_theap_get_slow(hak_heap_impl_t *heap) {
+hak_theap_t *hak_theap_get_slow(hak_heap_t *heap) {
     hak_init();
     if (heap != &hak_heap_main && heap->id >= hak_tls_slot_count && !grow_slots(heap->id))
         return NULL;
@@ -121,7 +122,7 @@ static void thread_exit(void *arg) {
         if (slots[id].theap == NULL)
             continue;
         hak_lock(&registry_lock);
-        hak_heap_impl_t *heap = id < registry_cap ? registry[id] : NULL;
+        hak_heap_t *heap = id < registry_cap ? registry[id] : NULL;
         if (heap != NULL && heap->gen == slots[id].gen) {
             hak_lock(&heap->lock);
             hak_unlock(&registry_lock);
@@ -136,7 +137,7 @@ static void thread_exit(void *arg) {
 }
 
 hak_superslab_t *hak_heap_adopt(hak_theap_t *th) {
-    hak_heap_impl_t *heap = th->heap;
+    hak_heap_t *heap = th->heap;
     for (;;) {
         if (__atomic_load_n(&heap->abandoned, __ATOMIC_RELAXED) == NULL)
             return NULL;
@@ -158,7 +159,7 @@ hak_superslab_t *hak_heap_adopt(hak_theap_t *th) {
 
 /* ---- quota ---- */
 
-bool hak_heap_charge(hak_heap_impl_t *heap, size_t bytes) {
+bool hak_heap_charge(hak_heap_t *heap, size_t bytes) {
     size_t now = __atomic_add_fetch(&heap->held_bytes, bytes, __ATOMIC_RELAXED);
     if (heap->limit_bytes != 0 && now > heap->limit_bytes) {
         __atomic_sub_fetch(&heap->held_bytes, bytes, __ATOMIC_RELAXED);
@@ -167,7 +168,7 @@ bool hak_heap_charge(hak_heap_impl_t *heap, size_t bytes) {
     return true;
 }
 
-void hak_heap_uncharge(hak_heap_impl_t *heap, size_t bytes) {
+void hak_heap_uncharge(hak_heap_t *heap, size_t bytes) {
     __atomic_sub_fetch(&heap->held_bytes, bytes, __ATOMIC_RELAXED);
 }
 
@@ -175,7 +176,7 @@ void hak_heap_uncharge(hak_heap_impl_t *heap, size_t bytes) {
 
 hak_heap_t *hak_heap_create(const hak_heap_options_t *opts) {
     hak_init();
-    hak_heap_impl_t *heap = hak_meta_alloc(sizeof *heap);
+    hak_heap_t *heap = hak_meta_alloc(sizeof *heap);
     if (heap == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -191,7 +192,7 @@ hak_heap_t *hak_heap_create(const hak_heap_options_t *opts) {
         id++;
     if (id >= registry_cap) {
         uint32_t cap = registry_cap ? registry_cap * 2 : 16;
-        hak_heap_impl_t **table = hak_meta_alloc(cap * sizeof *table);
+        hak_heap_t **table = hak_meta_alloc(cap * sizeof *table);
         if (table == NULL) {
             hak_unlock(&registry_lock);
             hak_meta_free(heap, sizeof *heap);
@@ -237,7 +238,7 @@ void hak_heap_destroy(hak_heap_t *heap) {
 
 hak_heap_t *hak_heap_default(void) { return &hak_heap_main; }
 
-void hak_heap_foreach(void (*fn)(hak_heap_impl_t *heap, void *arg), void *arg) {
+void hak_heap_foreach(void (*fn)(hak_heap_t *heap, void *arg), void *arg) {
     hak_lock(&registry_lock);
     fn(&hak_heap_main, arg);
     for (uint32_t id = 1; id < registry_cap; id++)

@@ -39,8 +39,6 @@ struct hak_heap_s {
     struct hak_large_s *large;  /* live large blocks */
 };
 
-typedef struct hak_heap_s hak_heap_impl_t;
-
 /* Per-thread slot for a private heap: the thread heap and the heap generation it was made for. */
 typedef struct hak_tslot_s {
     hak_theap_t *theap;
@@ -48,7 +46,7 @@ typedef struct hak_tslot_s {
 } hak_tslot_t;
 
 extern hak_theap_t hak_theap_empty;
-extern hak_heap_impl_t hak_heap_main;
+extern hak_heap_t hak_heap_main;
 extern __thread hak_theap_t *hak_tls_theap; /* the default heap's thread heap */
 extern __thread hak_tslot_t *hak_tls_slots;
 extern __thread uint32_t hak_tls_slot_count;
@@ -58,9 +56,9 @@ extern __thread char hak_tls_id_anchor;
 static inline uintptr_t hak_thread_id(void) { return (uintptr_t)&hak_tls_id_anchor; }
 
 /* Thread heap of `heap` for the calling thread; creates it on first use. NULL on out-of-memory. */
-hak_theap_t *hak_theap_get_slow(hak_heap_impl_t *heap);
+hak_theap_t *hak_theap_get_slow(hak_heap_t *heap);
 /* The calling thread's heap for `heap` if it has one yet, else NULL. */
-static inline hak_theap_t *hak_theap_find(hak_heap_impl_t *heap) {
+static inline hak_theap_t *hak_theap_find(hak_heap_t *heap) {
     if (heap == &hak_heap_main) {
         hak_theap_t *th = hak_tls_theap;
         return th != &hak_theap_empty ? th : NULL;
@@ -70,14 +68,14 @@ static inline hak_theap_t *hak_theap_find(hak_heap_impl_t *heap) {
     return NULL;
 }
 
-static inline hak_theap_t *hak_theap_get(hak_heap_impl_t *heap) {
+static inline hak_theap_t *hak_theap_get(hak_heap_t *heap) {
     hak_theap_t *th = hak_theap_find(heap);
     return hak_likely(th != NULL) ? th : hak_theap_get_slow(heap);
 }
 
 /* Quota: charge or refund bytes held from the OS. Charge fails (false) past limit_bytes. */
-bool hak_heap_charge(hak_heap_impl_t *heap, size_t bytes);
-void hak_heap_uncharge(hak_heap_impl_t *heap, size_t bytes);
+bool hak_heap_charge(hak_heap_t *heap, size_t bytes);
+void hak_heap_uncharge(hak_heap_t *heap, size_t bytes);
 
 /* Process-wide initialisation (idempotent, cheap after the first call). */
 void hak_init(void);
@@ -93,6 +91,6 @@ void hak_heap_fork_parent(void);
 void hak_heap_fork_child(void);
 
 /* Calls fn for every live heap (the default heap first) with the registry locked. */
-void hak_heap_foreach(void (*fn)(hak_heap_impl_t *heap, void *arg), void *arg);
+void hak_heap_foreach(void (*fn)(hak_heap_t *heap, void *arg), void *arg);
 
 #endif

@@ -35,7 +35,7 @@ static void add_superslab(hak_stats_t *st, hak_superslab_t *ss) {
     }
 }
 
-static void add_heap_locked(hak_stats_t *st, hak_heap_impl_t *heap) {
+static void add_heap_locked(hak_stats_t *st, hak_heap_t *heap) {
     for (hak_theap_t *th = heap->theaps; th != NULL; th = th->next)
         for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = ss->next)
             add_superslab(st, ss);
@@ -52,7 +52,7 @@ static void add_heap_locked(hak_stats_t *st, hak_heap_impl_t *heap) {
     }
 }
 
-static void note_peak(hak_heap_impl_t *heap, hak_stats_t *st) {
+static void note_peak(hak_heap_t *heap, hak_stats_t *st) {
     size_t peak = __atomic_load_n(&heap->peak_live_bytes, __ATOMIC_RELAXED);
     while (st->live_bytes > peak &&
            !__atomic_compare_exchange_n(&heap->peak_live_bytes, &peak, st->live_bytes, true, __ATOMIC_RELAXED,
@@ -61,7 +61,7 @@ static void note_peak(hak_heap_impl_t *heap, hak_stats_t *st) {
     st->peak_live_bytes = st->live_bytes > peak ? st->live_bytes : peak;
 }
 
-static void fill_one(hak_heap_impl_t *heap, hak_stats_t *st) {
+static void fill_one(hak_heap_t *heap, hak_stats_t *st) {
     hak_lock(&heap->lock);
     hak_heap_settle_abandoned_locked(heap);
     add_heap_locked(st, heap);
@@ -70,7 +70,7 @@ static void fill_one(hak_heap_impl_t *heap, hak_stats_t *st) {
     st->limit_bytes = heap->limit_bytes;
 }
 
-static void add_to_process(hak_heap_impl_t *heap, void *arg) {
+static void add_to_process(hak_heap_t *heap, void *arg) {
     hak_stats_t *total = arg;
     hak_stats_t one;
     memset(&one, 0, sizeof one);

@@ -29,7 +29,7 @@ static void ss_unlink(hak_superslab_t **head, hak_superslab_t *ss) {
 
 /* The heap's list of abandoned SuperSlabs; its head is also read without the lock (adoption's quick check).
  */
-static void abandoned_push_locked(hak_heap_impl_t *heap, hak_superslab_t *ss) {
+static void abandoned_push_locked(hak_heap_t *heap, hak_superslab_t *ss) {
     ss->prev = NULL;
     ss->next = heap->abandoned;
     if (ss->next)
@@ -37,7 +37,7 @@ static void abandoned_push_locked(hak_heap_impl_t *heap, hak_superslab_t *ss) {
     __atomic_store_n(&heap->abandoned, ss, __ATOMIC_RELAXED);
 }
 
-static void abandoned_unlink_locked(hak_heap_impl_t *heap, hak_superslab_t *ss) {
+static void abandoned_unlink_locked(hak_heap_t *heap, hak_superslab_t *ss) {
     if (ss->prev)
         ss->prev->next = ss->next;
     else
@@ -178,7 +178,7 @@ bool hak_theap_adopt(hak_theap_t *th, hak_superslab_t *ss) {
     return true;
 }
 
-hak_theap_t *hak_theap_create(hak_heap_impl_t *heap) {
+hak_theap_t *hak_theap_create(hak_heap_t *heap) {
     hak_theap_t *th = hak_meta_alloc(sizeof *th);
     if (th == NULL)
         return NULL;
@@ -196,7 +196,7 @@ hak_theap_t *hak_theap_create(hak_heap_impl_t *heap) {
 }
 
 static void theap_unlink_locked(hak_theap_t *th) {
-    hak_heap_impl_t *heap = th->heap;
+    hak_heap_t *heap = th->heap;
     if (th->prev)
         th->prev->next = th->next;
     else
@@ -206,7 +206,7 @@ static void theap_unlink_locked(hak_theap_t *th) {
 }
 
 void hak_theap_abandon_locked(hak_theap_t *th) {
-    hak_heap_impl_t *heap = th->heap;
+    hak_heap_t *heap = th->heap;
     for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
         th->direct[c] = &hak_slab_empty; /* lets span_settle retire every empty span */
     hak_superslab_t *next;
@@ -240,7 +240,7 @@ void hak_theap_drop_locked(hak_theap_t *th) {
     hak_meta_free(th, sizeof *th);
 }
 
-void hak_heap_settle_abandoned_locked(hak_heap_impl_t *heap) {
+void hak_heap_settle_abandoned_locked(hak_heap_t *heap) {
     hak_superslab_t *next;
     for (hak_superslab_t *ss = heap->abandoned; ss != NULL; ss = next) {
         next = ss->next;

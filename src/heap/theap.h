@@ -15,7 +15,7 @@ void hak_theap_collect_remote(hak_theap_t *th);
 /* Makes th the owner of an abandoned SuperSlab; false if it was empty and went back to the cache. */
 bool hak_theap_adopt(hak_theap_t *th, hak_superslab_t *ss);
 /* Creates the calling thread's heap for `heap` (heap lock not held). */
-hak_theap_t *hak_theap_create(hak_heap_impl_t *heap);
+hak_theap_t *hak_theap_create(hak_heap_t *heap);
 /* Hands th's SuperSlabs to its heap (or back to the cache when empty) and frees th. Heap lock held. */
 void hak_theap_abandon_locked(hak_theap_t *th);
 /* hak_collect for the calling thread: collects remote frees and gives back every empty span, including the
@@ -23,7 +23,7 @@ void hak_theap_abandon_locked(hak_theap_t *th);
 void hak_theap_release_empty(hak_theap_t *th);
 /* Collects remote frees into the heap's abandoned SuperSlabs (nobody owns them while they sit on the list,
  * and the heap lock is held) and gives back the spans and SuperSlabs that turned out empty. */
-void hak_heap_settle_abandoned_locked(hak_heap_impl_t *heap);
+void hak_heap_settle_abandoned_locked(hak_heap_t *heap);
 /* Releases every SuperSlab of th to the global cache without looking at blocks. Heap lock held. */
 void hak_theap_drop_locked(hak_theap_t *th);
 
