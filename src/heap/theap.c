@@ -115,6 +115,8 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
 }
 
 bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {
+    if (!(s->flags & HAK_SLAB_FULL))
+        hak_avail_remove(th, s); /* full spans are on no list */
     hak_heap_uncharge(th->heap, (size_t)s->span_slabs * HAK_SLAB_SIZE);
     hak_ss_span_release(ss, s);
     if (!hak_ss_is_empty(ss))
@@ -128,11 +130,8 @@ bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {
  * empty, and puts it on the right list. Returns true if the SuperSlab itself was released. */
 static bool span_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {
     hak_slab_collect_remote(s);
-    if (s->used == 0 && th->direct[s->cls] != s) {
-        if (!(s->flags & HAK_SLAB_FULL))
-            hak_avail_remove(th, s);
+    if (s->used == 0 && th->direct[s->cls] != s)
         return hak_theap_span_free(th, ss, s);
-    }
     if ((s->flags & HAK_SLAB_FULL) && s->free != NULL)
         hak_slab_unfull(th, s);
     return false;

@@ -43,7 +43,7 @@ void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p) {
         if (s->flags & HAK_SLAB_FULL)
             hak_slab_unfull(th, s);
         if (s->used == 0 && th->direct[s->cls] != s)
-            hak_slab_retire(ss, s);
+            hak_theap_span_free(th, ss, s);
         return;
     }
     /* Another thread's slab (or an abandoned one): one CAS. The first block of a batch also flags the
@@ -57,15 +57,6 @@ void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p) {
         !__atomic_compare_exchange_n(&s->thread_free, &old, b, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
     if (old == NULL)
         __atomic_fetch_or(&ss->remote_mask, 1u << hak_slab_index(ss, s), __ATOMIC_RELEASE);
-}
-
-void hak_slab_retire(hak_superslab_t *ss, hak_slab_t *s) {
-    hak_theap_t *th = ss->owner;
-    if (th->direct[s->cls] == s)
-        return; /* keep the current slab of the class: alloc/free ping-pong must not thrash */
-    if (!(s->flags & HAK_SLAB_FULL))
-        hak_avail_remove(th, s);
-    hak_theap_span_free(th, ss, s);
 }
 
 size_t hak_slab_usable_size(hak_superslab_t *ss, const void *p) {

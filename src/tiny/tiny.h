@@ -5,13 +5,13 @@
 
 #include "api/error.h"
 #include "heap/heap.h"
+#include "heap/theap.h"
 #include "superslab/superslab.h"
 #include "tiny/size_class.h"
 
 /* Slow paths (tiny/alloc_slow.c, tiny/free_slow.c). */
 void *hak_slab_alloc_slow(hak_theap_t *th, unsigned cls);
 void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p);
-void hak_slab_retire(hak_superslab_t *ss, hak_slab_t *s);
 
 static inline void *hak_slab_alloc(hak_theap_t *th, size_t size) {
     unsigned cls = hak_size_class(size);
@@ -43,7 +43,7 @@ static inline void hak_slab_free(hak_superslab_t *ss, void *p) {
         uint32_t used = s->used - 1;
         hak_store_relaxed(&s->used, used);
         if (hak_unlikely(used == 0) && ss->owner->direct[s->cls] != s)
-            hak_slab_retire(ss, s); /* the current slab of its class stays: no thrash */
+            hak_theap_span_free(ss->owner, ss, s); /* the current slab of its class stays: no thrash */
         return;
     }
     hak_slab_free_generic(ss, s, p);
