@@ -68,7 +68,7 @@ typedef struct hak_stats_s {
     uint64_t peak_live_bytes; /* highest live_bytes seen by a stats walk or at a slab/span/large event */
     uint64_t reserved_bytes;  /* address space held from the OS */
     uint64_t committed_bytes; /* of which possibly backed by memory (not purged) */
-    uint64_t cached_bytes;    /* held but free: empty slabs, spans, cached large mappings */
+    uint64_t cached_bytes;    /* of which free: empty slabs and spans, cached large mappings (not purged) */
     uint64_t large_blocks;    /* blocks served by their own mapping */
     uint64_t large_bytes;
     uint64_t limit_bytes; /* 0 = unlimited */

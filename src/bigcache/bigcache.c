@@ -12,7 +12,9 @@
 
 /* The entry lives in the first bytes of the cached mapping itself; the region map marks its chunk CACHED. */
 typedef struct entry_s {
-    size_t size; /* whole chunks */
+    size_t size;      /* whole chunks */
+    size_t dirty;     /* pages past this prefix are not resident (never touched, or purged); >= one page */
+    size_t trim_from; /* while being trimmed: purge from here to `dirty` */
     uint64_t since_ms;
     struct entry_s *chain;         /* next in the same bucket */
     struct entry_s *newer, *older; /* age list: head = newest, tail = oldest */
@@ -28,7 +30,11 @@ static bucket_t *table;
 static size_t table_cap, table_used; /* used = buckets holding a chain */
 static entry_t *newest, *oldest;
 static size_t cached_bytes, cached_entries;
-static uint64_t stat_hits, stat_misses, stat_purged;
+/* The resident budget: cached dirty bytes are kept only while live + dirty stays under the high-water mark
+ * of live (resident bytes of live large blocks), so the cache never raises peak RSS above what the program's
+ * own peak of live large blocks needs. */
+static size_t cached_dirty, live_bytes, live_peak;
+static uint64_t stat_hits, stat_misses, stat_purged, stat_trimmed;
 
 static uint64_t chunks_of(size_t size) { return size >> HAK_CHUNK_SHIFT; }
 
@@ -102,15 +108,18 @@ static void unlink_entry(entry_t *e) {
     else
         oldest = e->newer;
     cached_bytes -= e->size;
+    cached_dirty -= e->dirty;
     __atomic_store_n(&cached_entries, cached_entries - 1, __ATOMIC_RELAXED);
     hak_region_set(e, HAK_REGION_NONE);
 }
 
-/* Caches [base, base+size) as an entry. False only if the table cannot grow (metadata out of memory). */
-static bool link_entry(void *base, size_t size, uint64_t now) {
+/* Caches [base, base+size), resident up to `dirty`, as an entry: at the newest end of the age list, or at the
+ * oldest (an entry coming back from a purge keeps its age). False only if the table cannot grow. */
+static bool link_entry(void *base, size_t size, size_t dirty, uint64_t since, bool as_oldest) {
     entry_t *e = base;
     e->size = size;
-    e->since_ms = now;
+    e->dirty = dirty < HAK_OS_PAGE ? HAK_OS_PAGE : dirty; /* the entry itself dirties the first page */
+    e->since_ms = since;
     uint64_t key = chunks_of(size);
     bucket_t *b = find_bucket(key);
     if (b == NULL) {
@@ -123,44 +132,67 @@ static bool link_entry(void *base, size_t size, uint64_t now) {
         e->chain = b->head;
         b->head = e;
     }
-    e->older = newest;
-    e->newer = NULL;
-    if (newest)
-        newest->newer = e;
-    else
+    if (as_oldest) {
+        e->newer = oldest;
+        e->older = NULL;
+        if (oldest)
+            oldest->older = e;
+        else
+            newest = e;
         oldest = e;
-    newest = e;
+    } else {
+        e->older = newest;
+        e->newer = NULL;
+        if (newest)
+            newest->newer = e;
+        else
+            oldest = e;
+        newest = e;
+    }
     cached_bytes += size;
+    cached_dirty += e->dirty;
     __atomic_store_n(&cached_entries, cached_entries + 1, __ATOMIC_RELAXED);
     hak_region_set(e, HAK_REGION_CACHED);
     return true;
 }
 
-/* Merges the cached entries that follow [base, base+size) until the mapping reaches `want` bytes; a surplus
- * beyond `want` goes back to the cache. Returns the new size. */
-static size_t absorb_locked(uint8_t *base, size_t size, size_t want, uint64_t now) {
+/* Merges the cached entries that follow [base, base+size), resident up to *dirty, until the mapping reaches
+ * `want` bytes; a surplus beyond `want` goes back to the cache. Returns the new size and updates *dirty. */
+static size_t absorb_locked(uint8_t *base, size_t size, size_t *dirty, size_t want, uint64_t now) {
     while (size < want && hak_region_kind(base + size) == HAK_REGION_CACHED) {
         entry_t *n = (entry_t *)(base + size);
         unlink_entry(n);
+        *dirty = size + n->dirty; /* n's header page is dirty, so the prefix now reaches into n */
         size += n->size;
     }
-    if (size > want && want != SIZE_MAX && link_entry(base + want, size - want, now))
+    if (size > want && want != SIZE_MAX &&
+        link_entry(base + want, size - want, *dirty > want ? *dirty - want : 0, now, false)) {
         size = want;
+        if (*dirty > want)
+            *dirty = want;
+    }
     return size;
 }
 
 /* Takes entries off the age list while the cache is over its bounds; the caller unmaps them after dropping
- * the lock (chained through `chain`). */
+ * the lock (chained through `chain`). Entries idle past the purge delay also lower the high-water mark of
+ * live bytes to what is held now, so a peak long past does not keep licensing cached pages. */
 static entry_t *evict_locked(uint64_t now, bool force) {
     entry_t *victims = NULL;
-    while (oldest != NULL && (force || cached_bytes > hak_options.bigcache_max ||
-                              now - oldest->since_ms >= hak_options.purge_delay_ms)) {
+    bool aged = force;
+    while (oldest != NULL) {
+        bool old = now - oldest->since_ms >= hak_options.purge_delay_ms;
+        if (!force && !old && cached_bytes <= hak_options.bigcache_max)
+            break;
+        aged |= old;
         entry_t *e = oldest;
         unlink_entry(e);
         e->chain = victims;
         victims = e;
         stat_purged++;
     }
+    if (aged)
+        live_peak = live_bytes + cached_dirty;
     return victims;
 }
 
@@ -170,6 +202,49 @@ static void unmap_all(entry_t *victims) {
         hak_os_unmap(victims, victims->size);
         victims = next;
     }
+}
+
+/* Trimming: while live + cached dirty bytes exceed the high-water mark of live, takes dirty pages off the
+ * oldest entries. The entries leave the cache with `trim_from` set; the caller purges their pages after
+ * dropping the lock and links them back (they keep their first page: it holds the entry). */
+static entry_t *pick_trim_locked(void) {
+    if (live_bytes > live_peak)
+        live_peak = live_bytes;
+    size_t limit = live_peak - live_bytes, pending = 0;
+    entry_t *picked = NULL, *next;
+    for (entry_t *e = oldest; e != NULL && cached_dirty + pending > limit; e = next) {
+        next = e->newer;
+        if (e->dirty <= HAK_OS_PAGE)
+            continue;
+        size_t excess = cached_dirty + pending - limit;
+        size_t cut = e->dirty - HAK_OS_PAGE < excess ? e->dirty - HAK_OS_PAGE : excess;
+        unlink_entry(e);
+        e->trim_from = e->dirty - cut;
+        pending += e->trim_from;
+        e->chain = picked;
+        picked = e;
+    }
+    return picked;
+}
+
+/* Purges what pick_trim_locked chose, then links the entries back at the old end of the age list. */
+static void trim(entry_t *picked) {
+    if (picked == NULL)
+        return;
+    for (entry_t *e = picked; e != NULL; e = e->chain)
+        hak_os_purge((uint8_t *)e + e->trim_from, e->dirty - e->trim_from);
+    hak_lock(&cache_lock);
+    entry_t *lost = NULL, *next;
+    for (entry_t *e = picked; e != NULL; e = next) {
+        next = e->chain;
+        stat_trimmed += e->dirty - e->trim_from;
+        if (!link_entry(e, e->size, e->trim_from, e->since_ms, true)) {
+            e->chain = lost;
+            lost = e;
+        }
+    }
+    hak_unlock(&cache_lock);
+    unmap_all(lost);
 }
 
 /* An entry of exactly `need` bytes, else the smallest larger one, else the largest smaller one. */
@@ -189,7 +264,7 @@ static entry_t *choose_locked(size_t need) {
     return larger ? larger : smaller;
 }
 
-void *hak_bigcache_take(size_t need) {
+void *hak_bigcache_take(size_t need, size_t *dirty) {
     if (__atomic_load_n(&cached_entries, __ATOMIC_RELAXED) == 0)
         return NULL; /* the common case when nothing is cached: no lock */
     uint64_t now = hak_os_now_ms();
@@ -199,10 +274,15 @@ void *hak_bigcache_take(size_t need) {
     if (e != NULL) {
         unlink_entry(e);
         have = e->size;
-        if (have > need && link_entry((uint8_t *)e + need, have - need, now))
+        *dirty = e->dirty;
+        if (have > need &&
+            link_entry((uint8_t *)e + need, have - need, *dirty > need ? *dirty - need : 0, now, false)) {
             have = need; /* split: the rest stays cached */
-        else if (have < need)
-            have = absorb_locked((uint8_t *)e, have, need, now);
+            if (*dirty > need)
+                *dirty = need;
+        } else if (have < need) {
+            have = absorb_locked((uint8_t *)e, have, dirty, need, now);
+        }
         stat_hits++;
     } else {
         stat_misses++;
@@ -225,18 +305,18 @@ void *hak_bigcache_take(size_t need) {
     stat_hits--;
     stat_misses++;
     hak_unlock(&cache_lock);
-    if (!hak_bigcache_put(base, have))
+    if (!hak_bigcache_put(base, have, *dirty))
         hak_os_unmap(base, have);
     return NULL;
 }
 
-bool hak_bigcache_put(void *base, size_t size) {
+bool hak_bigcache_put(void *base, size_t size, size_t dirty) {
     if (size > hak_options.bigcache_max)
         return false;
     uint64_t now = hak_os_now_ms();
     hak_lock(&cache_lock);
-    size = absorb_locked(base, size, SIZE_MAX, now); /* merge with the cached entries that follow */
-    bool fits = size <= hak_options.bigcache_max && link_entry(base, size, now);
+    size = absorb_locked(base, size, &dirty, SIZE_MAX, now); /* merge with the cached entries that follow */
+    bool fits = size <= hak_options.bigcache_max && link_entry(base, size, dirty, now, false);
     entry_t *victims = evict_locked(now, false);
     hak_unlock(&cache_lock);
     unmap_all(victims);
@@ -245,13 +325,27 @@ bool hak_bigcache_put(void *base, size_t size) {
     return true;
 }
 
-size_t hak_bigcache_extend(void *base, size_t size, size_t want) {
+size_t hak_bigcache_extend(void *base, size_t size, size_t want, size_t *dirty) {
     if (__atomic_load_n(&cached_entries, __ATOMIC_RELAXED) == 0)
         return size;
     hak_lock(&cache_lock);
-    size = absorb_locked(base, size, want, hak_os_now_ms());
+    size = absorb_locked(base, size, dirty, want, hak_os_now_ms());
     hak_unlock(&cache_lock);
     return size;
+}
+
+void hak_bigcache_live_add(size_t bytes) {
+    hak_lock(&cache_lock);
+    live_bytes += bytes;
+    entry_t *picked = live_bytes + cached_dirty > live_peak ? pick_trim_locked() : NULL;
+    hak_unlock(&cache_lock);
+    trim(picked);
+}
+
+void hak_bigcache_live_sub(size_t bytes) {
+    hak_lock(&cache_lock);
+    live_bytes -= bytes;
+    hak_unlock(&cache_lock);
 }
 
 void hak_bigcache_collect(bool force) {
@@ -269,14 +363,19 @@ void hak_bigcache_info(hak_bigcache_info_t *out) {
     out->hits = stat_hits;
     out->misses = stat_misses;
     out->purged = stat_purged;
+    out->dirty = cached_dirty;
+    out->live = live_bytes;
+    out->live_peak = live_peak;
+    out->trimmed = stat_trimmed;
     hak_unlock(&cache_lock);
 }
 
-void hak_bigcache_stats(uint64_t *entries, uint64_t *bytes) {
+void hak_bigcache_stats(uint64_t *entries, uint64_t *bytes, uint64_t *dirty) {
     hak_bigcache_info_t info;
     hak_bigcache_info(&info);
     *entries = info.entries;
     *bytes = info.bytes;
+    *dirty = info.dirty;
 }
 
 void hak_bigcache_fork_prepare(void) { hak_lock(&cache_lock); }

@@ -6,7 +6,14 @@
  * exactly its size, else splits the smallest larger one (the rest stays cached), else grows the largest
  * smaller one, first by merging the cached entries that follow it in memory. Freed mappings merge with
  * cached entries that follow them. Total cached bytes are bounded (HAKMEM_BIGCACHE_MAX) and entries idle
- * longer than HAKMEM_PURGE_DELAY_MS are unmapped. */
+ * longer than HAKMEM_PURGE_DELAY_MS are unmapped.
+ *
+ * Resident budget: each entry knows the prefix of its pages that may be resident ("dirty"; the rest is zero
+ * and costs no memory). Cached dirty bytes are kept only while live + dirty stays under the high-water mark
+ * of live, where live = the resident bytes of live large blocks (the callers report them). Past that, the
+ * oldest entries' pages are purged (the address space stays cached). So the cache never raises peak RSS
+ * above the program's own peak of live large blocks, yet serves the next blocks without page faults while
+ * live is below that peak. */
 #ifndef HAKMEM_BIGCACHE_BIGCACHE_H
 #define HAKMEM_BIGCACHE_BIGCACHE_H
 
@@ -14,22 +21,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A cached mapping of exactly `need` bytes (a multiple of 2 MiB, 2 MiB aligned); NULL on a miss. */
-void *hak_bigcache_take(size_t need);
-/* Keeps a free mapping (2 MiB aligned, whole chunks) for reuse; false if it is larger than the cache bound
- * (the caller unmaps it). Once merged with cached neighbours, a mapping over the bound is unmapped here. */
-bool hak_bigcache_put(void *base, size_t size);
-/* Grows the mapping [base, base+size) towards `want` bytes by merging the cached entries right after it;
- * returns the mapping's new size (>= size; exactly want if it got there). */
-size_t hak_bigcache_extend(void *base, size_t size, size_t want);
+/* A cached mapping of exactly `need` bytes (a multiple of 2 MiB, 2 MiB aligned), whose pages past *dirty
+ * are zero; NULL on a miss. */
+void *hak_bigcache_take(size_t need, size_t *dirty);
+/* Keeps a free mapping (2 MiB aligned, whole chunks) whose pages past `dirty` are zero; false if it is
+ * larger than the cache bound (the caller unmaps it). Once merged with cached neighbours, a mapping over the
+ * bound is unmapped here. */
+bool hak_bigcache_put(void *base, size_t size, size_t dirty);
+/* Grows the mapping [base, base+size), zero past *dirty, towards `want` bytes by merging the cached entries
+ * right after it; returns the mapping's new size (>= size; exactly want if it got there), updates *dirty. */
+size_t hak_bigcache_extend(void *base, size_t size, size_t want, size_t *dirty);
+/* Resident bytes of live large blocks grew or shrank (alloc, free, realloc); growth may trim the cache. */
+void hak_bigcache_live_add(size_t bytes);
+void hak_bigcache_live_sub(size_t bytes);
 /* Returns cached mappings to the OS: all if force, else those idle past the purge delay. */
 void hak_bigcache_collect(bool force);
 
 typedef struct hak_bigcache_info_s {
     uint64_t entries, bytes, table_capacity, hits, misses, purged;
+    uint64_t dirty;     /* cached bytes that may be resident */
+    uint64_t live;      /* resident bytes of live large blocks, as reported */
+    uint64_t live_peak; /* their high-water mark (lowered when entries age out) */
+    uint64_t trimmed;   /* bytes purged by the resident budget */
 } hak_bigcache_info_t;
 void hak_bigcache_info(hak_bigcache_info_t *out);
-void hak_bigcache_stats(uint64_t *entries, uint64_t *bytes);
+void hak_bigcache_stats(uint64_t *entries, uint64_t *bytes, uint64_t *dirty);
 void hak_bigcache_fork_prepare(void);
 void hak_bigcache_fork_parent(void);
 void hak_bigcache_fork_child(void);

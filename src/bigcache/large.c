@@ -8,6 +8,18 @@
 #include "os/os.h"
 
 #define LARGE_MIN_OFFSET 64 /* header size: blocks start one cache line into the mapping */
+_Static_assert(sizeof(hak_large_t) <= LARGE_MIN_OFFSET, "the large header must fit below the block");
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Records a new resident prefix and reports the change to the BigCache's resident budget. */
+static void set_resident(hak_large_t *h, size_t resident) {
+    if (resident > h->resident)
+        hak_bigcache_live_add(resident - h->resident);
+    else if (resident < h->resident)
+        hak_bigcache_live_sub(h->resident - resident);
+    h->resident = resident;
+}
 
 static size_t block_offset(size_t align) {
     if (align >= HAK_CHUNK_SIZE)
@@ -60,10 +72,11 @@ static uint8_t *map_far(size_t map_size, size_t align) {
  * over-aligned (LARGE_FAR) blocks are not. */
 static void release_mapping(hak_large_t *h) {
     uint8_t *base = h->map_base;
-    size_t size = h->map_size;
+    size_t size = h->map_size, resident = h->resident;
+    hak_bigcache_live_sub(resident);
     h->block = NULL;
     bool whole_chunks = (((uintptr_t)base | size) & (HAK_CHUNK_SIZE - 1)) == 0;
-    if (!whole_chunks || !hak_bigcache_put(base, size))
+    if (!whole_chunks || !hak_bigcache_put(base, size, resident))
         hak_os_unmap(base, size);
 }
 
@@ -92,10 +105,11 @@ void *hak_large_alloc(hak_heap_t *heap, size_t size, size_t align, bool zero) {
         return NULL;
     }
     size_t map_size = align < HAK_CHUNK_SIZE ? hak_align_up(need, HAK_CHUNK_SIZE) : need;
-    uint8_t *base = align < HAK_CHUNK_SIZE ? hak_bigcache_take(map_size) : NULL;
+    size_t dirty = 0;
+    uint8_t *base = align < HAK_CHUNK_SIZE ? hak_bigcache_take(map_size, &dirty) : NULL;
     if (base != NULL) {
-        if (zero)
-            memset(base + offset, 0, need - offset); /* reused pages are dirty */
+        if (zero && dirty > offset)
+            memset(base + offset, 0, (dirty < need ? dirty : need) - offset); /* the rest is still zero */
     } else {
         base = map_new(map_size, align);
         if (base == NULL) {
@@ -113,7 +127,9 @@ void *hak_large_alloc(hak_heap_t *heap, size_t size, size_t align, bool zero) {
     h->map_size = map_size;
     h->block = base + offset;
     h->usable = need - offset;
+    h->resident = 0;
     h->heap = heap;
+    set_resident(h, max_size(dirty, need));
     heap_link(h);
     publish(h);
     return h->block;
@@ -155,16 +171,25 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
     if (need <= old_map) {
         /* Within the mapping: no system call. Whole chunks no longer needed go to the BigCache. */
         set_size(h, new_map, need - offset);
-        if (new_map < old_map && !hak_bigcache_put(h->map_base + new_map, old_map - new_map))
-            hak_os_unmap(h->map_base + new_map, old_map - new_map);
+        size_t resident = h->resident;
+        if (new_map < old_map) {
+            set_resident(h, new_map < resident ? new_map : resident);
+            size_t tail_dirty = resident > new_map ? resident - new_map : 0;
+            if (!hak_bigcache_put(h->map_base + new_map, old_map - new_map, tail_dirty))
+                hak_os_unmap(h->map_base + new_map, old_map - new_map);
+        }
+        set_resident(h, max_size(h->resident, need));
         if (need < old_need)
             hak_heap_uncharge(h->heap, old_need - need);
         return h->block;
     }
     /* Grow: merge cached mappings that follow, then extend in place, else move the pages (no copy). */
-    size_t got = hak_bigcache_extend(h->map_base, old_map, new_map);
+    size_t dirty = h->resident;
+    size_t got = hak_bigcache_extend(h->map_base, old_map, new_map, &dirty);
+    set_resident(h, dirty);
     if (got == new_map || hak_os_resize_in_place(h->map_base, got, new_map)) {
         set_size(h, new_map, need - offset);
+        set_resident(h, max_size(h->resident, need));
         return h->block;
     }
     if (got != old_map)
@@ -192,6 +217,7 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
     h->map_size = new_map;
     h->block = dst + offset;
     h->usable = need - offset;
+    set_resident(h, max_size(h->resident, need));
     heap_link(h);
     publish(h);
     return h->block;

@@ -16,6 +16,7 @@ typedef struct hak_large_s {
     size_t map_size;   /* address space of the mapping (whole chunks, or pages for LARGE_FAR) */
     uint8_t *block;    /* the user's pointer */
     size_t usable;     /* bytes from block: the request rounded up to a page, so exact and tight */
+    size_t resident;   /* pages of the mapping past this prefix are zero and not resident */
     hak_heap_t *heap;
     struct hak_large_s *next, *prev; /* heap->large */
 } hak_large_t;

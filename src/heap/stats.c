@@ -104,12 +104,12 @@ int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out) {
     } else {
         strcpy(st.name, "process");
         hak_heap_foreach(add_to_process, &st);
-        uint64_t ss_count, ss_warm, big_entries, big_bytes;
+        uint64_t ss_count, ss_warm, big_entries, big_bytes, big_dirty;
         hak_ss_cache_stats(&ss_count, &ss_warm);
-        hak_bigcache_stats(&big_entries, &big_bytes);
+        hak_bigcache_stats(&big_entries, &big_bytes, &big_dirty);
         st.reserved_bytes += ss_count * HAK_SS_SIZE + big_bytes;
-        st.committed_bytes += ss_warm * HAK_SS_SIZE + big_bytes;
-        st.cached_bytes += ss_warm * HAK_SS_SIZE + big_bytes;
+        st.committed_bytes += ss_warm * HAK_SS_SIZE + big_dirty;
+        st.cached_bytes += ss_warm * HAK_SS_SIZE + big_dirty;
     }
     st.class_count = HAK_CLASS_COUNT < HAK_STATS_CLASSES_MAX ? HAK_CLASS_COUNT : HAK_STATS_CLASSES_MAX;
     for (unsigned c = 0; c < st.class_count; c++)

@@ -5,8 +5,9 @@
  * within the mapping, by merging cached neighbours, and shrinking by whole chunks; the hash table (keyed by
  * chunk count) growing at 3/4 load from 16 and shrinking below 1/8; the byte bound (HAKMEM_BIGCACHE_MAX,
  * oldest evicted first); purging after HAKMEM_PURGE_DELAY_MS; hak_collect(1); HAKMEM_BIGCACHE_MAX=0; calloc
- * on reused mappings; a free of a cached block is reported. The options are read once at initialisation, so
- * each case runs in a child process (this executable again, `--child <name>`) with the variables set.
+ * on reused mappings; the resident budget (cached pages purged past the high-water mark of live large
+ * blocks); a free of a cached block is reported. The options are read once at initialisation, so each case
+ * runs in a child process (this executable again, `--child <name>`) with the variables set.
  *
  * Adjacency: the kernel decides where mappings go, so where a case needs two mappings side by side it makes
  * them by splitting one cached mapping; where it needs them apart it keeps a live block between them and
@@ -736,8 +737,12 @@ static void child_collect_rss(void **state) {
     if (b.bytes != N * ti_large_map(4 * TI_MIB) || b.entries < 1 || b.entries > N)
         fail_msg("16 freed 4 MiB blocks: %llu entries / %llu bytes cached, expected %zu bytes",
                  (unsigned long long)b.entries, (unsigned long long)b.bytes, N * ti_large_map(4 * TI_MIB));
+    /* every page was written: all of it is dirty (resident), and the statistics count it cached */
+    if (b.dirty < N * ti_large_usable(4 * TI_MIB))
+        fail_msg("16 freed, fully written 4 MiB blocks: only %llu dirty bytes cached",
+                 (unsigned long long)b.dirty);
     hak_stats_t st = ti_stats(NULL);
-    assert_true(st.cached_bytes >= b.bytes);
+    assert_true(st.cached_bytes >= b.dirty);
     ti_statm(NULL, &rss2);
     assert_true(rss2 + 8 * TI_MIB >= rss1); /* cached mappings keep their pages */
     hak_collect(1);
@@ -752,7 +757,74 @@ static void child_collect_rss(void **state) {
         if (!ti_unmapped(base_of(p[i]), ti_large_map(4 * TI_MIB)))
             fail_msg("block %d still mapped after hak_collect(1)", i);
     hak_stats_t st2 = ti_stats(NULL);
-    assert_true(st2.cached_bytes + N * ti_large_map(4 * TI_MIB) <= st.cached_bytes);
+    assert_true(st2.cached_bytes + N * ti_large_usable(4 * TI_MIB) <= st.cached_bytes);
+}
+
+/* The resident budget: cached pages are kept while live large blocks are below their high-water mark, and
+ * purged (address space kept) when live + cached would pass it, so freed blocks never raise peak RSS. */
+static void child_resident_budget(void **state) {
+    (void)state;
+    const size_t big = 32 * TI_MIB;
+    hak_collect(1);
+    hak_bigcache_info_t b0 = ti_bc();
+    unsigned char *a = hak_alloc(big);
+    check_block(a, big, "32 MiB");
+    memset(a, 0xab, big);
+    hak_free(a);
+    hak_bigcache_info_t b1 = ti_bc();
+    if (b1.dirty < ti_large_usable(big) || b1.live != b0.live ||
+        b1.live_peak < b0.live + ti_large_usable(big))
+        fail_msg("after a written 32 MiB block is freed: %llu dirty cached, live %llu (was %llu), peak %llu",
+                 (unsigned long long)b1.dirty, (unsigned long long)b1.live, (unsigned long long)b0.live,
+                 (unsigned long long)b1.live_peak);
+
+    /* Below the peak: an 8 MiB block reuses the cached pages; the rest stays cached and resident. */
+    unsigned char *s = hak_alloc(8 * TI_MIB);
+    check_block(s, 8 * TI_MIB, "8 MiB");
+    hak_bigcache_info_t b2 = ti_bc();
+    if (b2.trimmed != b1.trimmed || b2.hits != b1.hits + 1)
+        fail_msg(
+            "8 MiB under the peak: trimmed %llu -> %llu bytes, hits %llu -> %llu (expected a hit, no trim)",
+            (unsigned long long)b1.trimmed, (unsigned long long)b2.trimmed, (unsigned long long)b1.hits,
+            (unsigned long long)b2.hits);
+    if (b2.live + b2.dirty > b2.live_peak + b2.entries * TI_PAGE) /* an entry's first page holds the entry */
+        fail_msg("live %llu + cached dirty %llu exceed the peak %llu", (unsigned long long)b2.live,
+                 (unsigned long long)b2.dirty, (unsigned long long)b2.live_peak);
+
+    /* Past the peak: a 2 MiB-aligned block never comes from the cache (fresh pages), so live + cached would
+     * exceed the high-water mark: the cached pages are purged, their address space stays cached. */
+    size_t rss_before, rss_after;
+    ti_statm(NULL, &rss_before);
+    unsigned char *f = hak_aligned_alloc(2 * TI_MIB, big);
+    assert_non_null(f);
+    memset(f, 0xcd, big);
+    ti_statm(NULL, &rss_after);
+    hak_bigcache_info_t b3 = ti_bc();
+    if (b3.trimmed < b2.trimmed + b2.dirty - b3.entries * TI_PAGE - TI_PAGE || b3.bytes != b2.bytes)
+        fail_msg("past the peak: trimmed %llu -> %llu bytes of %llu dirty; cached bytes %llu -> %llu",
+                 (unsigned long long)b2.trimmed, (unsigned long long)b3.trimmed, (unsigned long long)b2.dirty,
+                 (unsigned long long)b2.bytes, (unsigned long long)b3.bytes);
+    if (b3.dirty > b3.entries * TI_PAGE || b3.live + b3.dirty > b3.live_peak + b3.entries * TI_PAGE)
+        fail_msg("past the peak: %llu dirty bytes still cached in %llu entries (live %llu, peak %llu)",
+                 (unsigned long long)b3.dirty, (unsigned long long)b3.entries, (unsigned long long)b3.live,
+                 (unsigned long long)b3.live_peak);
+    /* 32 MiB written while about 24 MiB of cached pages went back: RSS grew by far less than 32 MiB */
+    print_message("RSS: %zu MiB before the aligned block, %zu MiB after\n", rss_before >> 20,
+                  rss_after >> 20);
+    if (rss_after > rss_before + 16 * TI_MIB)
+        fail_msg("RSS grew from %zu to %zu MiB: the cached pages were not purged", rss_before >> 20,
+                 rss_after >> 20);
+
+    /* A purged entry still serves allocations: calloc of its whole size is zero, old data gone. */
+    unsigned char *z = hak_calloc(1, 24 * TI_MIB);
+    check_block(z, 24 * TI_MIB, "24 MiB calloc");
+    for (size_t i = 0; i < 24 * TI_MIB; i += 512)
+        if (z[i] != 0)
+            fail_msg("calloc over a purged cached mapping: byte %zu is %#x", i, z[i]);
+    assert_int_equal(ti_bc().hits, b3.hits + 1);
+    hak_free(z);
+    hak_free(s);
+    hak_free(f);
 }
 
 /* HAKMEM_BIGCACHE_MAX=0: nothing is cached, every free (and every chunk a shrink releases) is unmapped,
@@ -893,6 +965,10 @@ static void test_bigcache_collect_rss(void **state) {
     (void)state;
     TI_CHILD_OK("child_collect_rss", 60, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
 }
+static void test_bigcache_resident_budget(void **state) {
+    (void)state;
+    TI_CHILD_OK("child_resident_budget", 60, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
+}
 static void test_bigcache_double_free(void **state) {
     (void)state;
     TI_CHILD_OK("child_double_free", 60, "HAKMEM_ON_ERROR=warn", "HAKMEM_PURGE_DELAY_MS=600000");
@@ -911,6 +987,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(child_byte_bound),
         cmocka_unit_test(child_purge_delay),
         cmocka_unit_test(child_collect_rss),
+        cmocka_unit_test(child_resident_budget),
         cmocka_unit_test(child_cache_disabled),
         cmocka_unit_test(child_double_free),
         cmocka_unit_test(child_double_free_abort),
@@ -925,6 +1002,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_bigcache_byte_bound),
         cmocka_unit_test(test_bigcache_purge_delay),
         cmocka_unit_test(test_bigcache_collect_rss),
+        cmocka_unit_test(test_bigcache_resident_budget),
         cmocka_unit_test(test_bigcache_disabled),
         cmocka_unit_test(test_bigcache_double_free),
     };
