@@ -15,6 +15,7 @@ typedef struct entry_s {
     size_t size;      /* whole chunks */
     size_t dirty;     /* pages past this prefix are not resident (never touched, or purged); >= one page */
     size_t trim_from; /* while being trimmed: purge from here to `dirty` */
+    size_t donate;    /* while being gathered: bytes (whole chunks) moving into a block */
     uint64_t since_ms;
     struct entry_s *chain;         /* next in the same bucket */
     struct entry_s *newer, *older; /* age list: head = newest, tail = oldest */
@@ -34,7 +35,7 @@ static size_t cached_bytes, cached_entries;
  * of live (resident bytes of live large blocks), so the cache never raises peak RSS above what the program's
  * own peak of live large blocks needs. */
 static size_t cached_dirty, live_bytes, live_peak;
-static uint64_t stat_hits, stat_misses, stat_purged, stat_trimmed;
+static uint64_t stat_hits, stat_misses, stat_purged, stat_trimmed, stat_gathered, stat_move_failures;
 
 static uint64_t chunks_of(size_t size) { return size >> HAK_CHUNK_SHIFT; }
 
@@ -264,6 +265,123 @@ static entry_t *choose_locked(size_t need) {
     return larger ? larger : smaller;
 }
 
+/* A donor must hold at least this many dirty bytes: moving a chunk costs a system call, about what a few
+ * page faults cost. */
+#define DONOR_MIN_DIRTY ((size_t)64 << 10)
+
+/* Picks cached entries whose dirty chunks will fill [pos, need) of a block, newest first (their pages are
+ * the likeliest to be resident), and takes them out of the cache with `donate` set. */
+static entry_t *pick_donors_locked(size_t pos, size_t need) {
+    entry_t *donors = NULL, **tail = &donors, *next;
+    for (entry_t *e = newest; e != NULL && pos < need; e = next) {
+        next = e->older;
+        if (e->dirty < DONOR_MIN_DIRTY)
+            continue;
+        size_t k = hak_align_up(e->dirty, HAK_CHUNK_SIZE);
+        if (k > e->size)
+            k = e->size;
+        if (k > need - pos)
+            k = need - pos;
+        unlink_entry(e);
+        e->donate = k;
+        e->chain = NULL;
+        *tail = e;
+        tail = &e->chain;
+        pos += k;
+    }
+    return donors;
+}
+
+/* Caches [base, base+size), resident up to dirty, or unmaps it if the cache cannot take it. */
+static void keep_or_unmap(uint8_t *base, size_t size, size_t dirty) {
+    if (size != 0 && !hak_bigcache_put(base, size, dirty))
+        hak_os_unmap(base, size);
+}
+
+/* Moves n bytes (whole chunks) from src to dst with mremap, chunk by chunk: a cached range can span several
+ * kernel mappings (always split at chunk boundaries), and mremap moves only within one. Returns the bytes
+ * moved; on a shortfall the kernel has already unmapped the target chunk (it clears the target first). */
+static size_t move_chunks(uint8_t *src, uint8_t *dst, size_t n) {
+    size_t moved = 0;
+    while (moved < n && hak_os_move(src + moved, HAK_CHUNK_SIZE, dst + moved, HAK_CHUNK_SIZE) != NULL)
+        moved += HAK_CHUNK_SIZE;
+    return moved;
+}
+
+/* A move into the block [base, base+need) failed at `hole`: cache the parts around the hole (the block is
+ * given up). Should the target chunk still be mapped, 2 MiB of address space leak: unmapping it could hit
+ * another thread's new mapping. */
+static void give_up_block(uint8_t *base, size_t need, size_t hole) {
+    hak_lock(&cache_lock);
+    stat_move_failures++;
+    hak_unlock(&cache_lock);
+    keep_or_unmap(base, hole, hole);
+    if (hole + HAK_CHUNK_SIZE < need)
+        keep_or_unmap(base + hole + HAK_CHUNK_SIZE, need - hole - HAK_CHUNK_SIZE, 0);
+}
+
+/* Fills the zero part of a block [base, base+need), resident up to *dirty, with the dirty chunks of other
+ * cached entries, moved by mremap (no copy, no fault): pages that would otherwise sit in the cache (and be
+ * purged by the resident budget) while the block faults in fresh ones. False if a move failed: the block is
+ * then back in the cache, in pieces, and the caller maps a fresh one. */
+static bool gather(uint8_t *base, size_t need, size_t *dirty) {
+    size_t start = hak_align_up(*dirty, HAK_CHUNK_SIZE), pos = start;
+    if (pos + HAK_CHUNK_SIZE > need || __atomic_load_n(&cached_dirty, __ATOMIC_RELAXED) < DONOR_MIN_DIRTY)
+        return true;
+    hak_lock(&cache_lock);
+    entry_t *donors = pick_donors_locked(pos, need);
+    hak_unlock(&cache_lock);
+    bool ok = true;
+    for (entry_t *e = donors, *next; e != NULL; e = next) {
+        next = e->chain; /* the entry's fields move with its first chunk: read them first */
+        uint8_t *src = (uint8_t *)e;
+        size_t size = e->size, edirty = e->dirty, k = ok ? e->donate : 0;
+        uint64_t since = e->since_ms;
+        size_t moved = move_chunks(src, base + pos, k);
+        pos += moved;
+        if (moved < k) {
+            ok = false;
+            give_up_block(base, need, pos);
+        }
+        if (moved < size) { /* the rest of the donor stays cached */
+            hak_lock(&cache_lock);
+            bool kept =
+                link_entry(src + moved, size - moved, edirty > moved ? edirty - moved : 0, since, false);
+            hak_unlock(&cache_lock);
+            if (!kept)
+                hak_os_unmap(src + moved, size - moved);
+        }
+    }
+    if (ok && pos > start) {
+        hak_lock(&cache_lock);
+        stat_gathered += pos - start;
+        hak_unlock(&cache_lock);
+        *dirty = pos;
+    }
+    return ok;
+}
+
+/* Grows the entry [base, base+have), resident up to dirty, to `need` bytes keeping its resident pages: in
+ * place if the space after it is free, else its dirty chunks move to a fresh range (the clean rest of the old
+ * range stays cached). NULL if it could not (the entry is back in the cache). */
+static uint8_t *grow(uint8_t *base, size_t have, size_t need, size_t dirty) {
+    if (hak_os_resize_in_place(base, have, need))
+        return base;
+    uint8_t *dst = hak_os_map_aligned(need, HAK_CHUNK_SIZE);
+    if (dst == NULL) {
+        keep_or_unmap(base, have, dirty);
+        return NULL;
+    }
+    size_t k = hak_align_up(dirty, HAK_CHUNK_SIZE) < have ? hak_align_up(dirty, HAK_CHUNK_SIZE) : have;
+    size_t moved = move_chunks(base, dst, k);
+    keep_or_unmap(base + moved, have - moved, dirty > moved ? dirty - moved : 0);
+    if (moved < k) {
+        give_up_block(dst, need, moved);
+        return NULL;
+    }
+    return dst;
+}
+
 void *hak_bigcache_take(size_t need, size_t *dirty) {
     if (__atomic_load_n(&cached_entries, __ATOMIC_RELAXED) == 0)
         return NULL; /* the common case when nothing is cached: no lock */
@@ -290,23 +408,15 @@ void *hak_bigcache_take(size_t need, size_t *dirty) {
     entry_t *victims = evict_locked(now, false);
     hak_unlock(&cache_lock);
     unmap_all(victims);
-    if (e == NULL || have == need)
-        return e;
-    /* Still smaller: grow it, keeping its resident pages. In place if the space after it is free, else move
-     * the pages (no copy) to a fresh 2 MiB-aligned range. */
-    uint8_t *base = (uint8_t *)e;
-    if (hak_os_resize_in_place(base, have, need))
+    if (e == NULL)
+        return NULL;
+    uint8_t *base = have < need ? grow((uint8_t *)e, have, need, *dirty) : (uint8_t *)e;
+    if (base != NULL && gather(base, need, dirty))
         return base;
-    uint8_t *dst = hak_os_map_aligned(need, HAK_CHUNK_SIZE);
-    if (dst != NULL && hak_os_move(base, have, dst, need) != NULL)
-        return dst;
-    /* could not grow it (after a failed move dst is already gone): keep it cached, count a miss */
-    hak_lock(&cache_lock);
+    hak_lock(&cache_lock); /* a miss after all */
     stat_hits--;
     stat_misses++;
     hak_unlock(&cache_lock);
-    if (!hak_bigcache_put(base, have, *dirty))
-        hak_os_unmap(base, have);
     return NULL;
 }
 
@@ -367,6 +477,8 @@ void hak_bigcache_info(hak_bigcache_info_t *out) {
     out->live = live_bytes;
     out->live_peak = live_peak;
     out->trimmed = stat_trimmed;
+    out->gathered = stat_gathered;
+    out->move_failures = stat_move_failures;
     hak_unlock(&cache_lock);
 }
 

@@ -13,7 +13,8 @@
  * of live, where live = the resident bytes of live large blocks (the callers report them). Past that, the
  * oldest entries' pages are purged (the address space stays cached). So the cache never raises peak RSS
  * above the program's own peak of live large blocks, yet serves the next blocks without page faults while
- * live is below that peak. */
+ * live is below that peak. A block handed out whose tail would fault in fresh pages gets the dirty chunks
+ * of other entries moved into that tail instead (mremap, no copy), so cached pages are reused, not purged. */
 #ifndef HAKMEM_BIGCACHE_BIGCACHE_H
 #define HAKMEM_BIGCACHE_BIGCACHE_H
 
@@ -43,6 +44,8 @@ typedef struct hak_bigcache_info_s {
     uint64_t live;      /* resident bytes of live large blocks, as reported */
     uint64_t live_peak; /* their high-water mark (lowered when entries age out) */
     uint64_t trimmed;   /* bytes purged by the resident budget */
+    uint64_t gathered;  /* bytes of cached dirty chunks moved into blocks handed out */
+    uint64_t move_failures;
 } hak_bigcache_info_t;
 void hak_bigcache_info(hak_bigcache_info_t *out);
 void hak_bigcache_stats(uint64_t *entries, uint64_t *bytes, uint64_t *dirty);

@@ -268,11 +268,20 @@ static void child_reuse_split_merge(void **state) {
     hak_free(c3); /* each merges its split rest again: 1, 4, 6 */
     hak_free(c5);
     EXPECT_CACHE(3, 11 * C, "split blocks freed and merged with their rests");
-    unsigned char *c8 = hak_alloc(REQ(8)); /* nothing larger: the 6-chunk entry grows (in place or moved) */
+    /* nothing larger: the 6-chunk entry grows (moved: a live block follows it), and its 2 new chunks are
+     * not faulted in fresh but gathered: the first 2 (dirty) chunks of the newest other entry, the 4-chunk
+     * one, move into them */
+    hak_bigcache_info_t b7 = ti_bc();
+    unsigned char *c8 = hak_alloc(REQ(8));
     check_block(c8, REQ(8), "largest smaller entry grown");
-    EXPECT_CACHE(2, 5 * C, "the 1- and 4-chunk entries are left");
+    EXPECT_CACHE(2, 3 * C, "the 1-chunk entry and the 4-chunk entry's last 2 chunks are left");
     EXPECT_KIND(base_of(cb[0]), HAK_REGION_CACHED, "1-chunk entry left alone");
-    EXPECT_KIND(base_of(cb[1]), HAK_REGION_CACHED, "4-chunk entry left alone");
+    EXPECT_KIND(base_of(cb[1]) + 2 * C, HAK_REGION_CACHED, "the rest of the 4-chunk entry stays cached");
+    if (ti_bc().gathered != b7.gathered + 2 * C)
+        fail_msg("gathered %llu bytes into the grown block, expected 2 chunks",
+                 (unsigned long long)(ti_bc().gathered - b7.gathered));
+    if (!ti_unmapped(base_of(cb[1]), 2 * C))
+        fail_msg("the 4-chunk entry's first 2 chunks are still mapped at their old address");
     hak_free(c8);
     for (int i = 0; i < 3; i++)
         hak_free(cs[i]);
