@@ -109,7 +109,7 @@ static void unlink_entry(entry_t *e) {
     else
         oldest = e->newer;
     cached_bytes -= e->size;
-    cached_dirty -= e->dirty;
+    __atomic_store_n(&cached_dirty, cached_dirty - e->dirty, __ATOMIC_RELAXED); /* read by gather unlocked */
     __atomic_store_n(&cached_entries, cached_entries - 1, __ATOMIC_RELAXED);
     hak_region_set(e, HAK_REGION_NONE);
 }
@@ -151,7 +151,7 @@ static bool link_entry(void *base, size_t size, size_t dirty, uint64_t since, bo
         newest = e;
     }
     cached_bytes += size;
-    cached_dirty += e->dirty;
+    __atomic_store_n(&cached_dirty, cached_dirty + e->dirty, __ATOMIC_RELAXED);
     __atomic_store_n(&cached_entries, cached_entries + 1, __ATOMIC_RELAXED);
     hak_region_set(e, HAK_REGION_CACHED);
     return true;
