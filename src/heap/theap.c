@@ -96,15 +96,18 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
         if (i >= 0)
             return span_carve(ss, i, n, cls);
     }
-    /* A new SuperSlab is about to be faulted in while the free slabs of the owned ones are too scattered for
-     * this span: give their pages back first, so resident memory tracks the spans in use. */
-    for (ss = th->superslabs; ss != NULL; ss = ss->next)
-        hak_ss_purge_free_slabs(ss);
-    ss = hak_ss_acquire();
+    bool resident;
+    ss = hak_ss_acquire(&resident);
     if (ss == NULL) {
         hak_bigcache_collect(true); /* out of memory or address space: cached large mappings go first */
-        ss = hak_ss_acquire();
+        ss = hak_ss_acquire(&resident);
     }
+    /* A new SuperSlab is about to be faulted in while the free slabs of the owned ones are too scattered for
+     * this span: give their pages back, so resident memory tracks the spans in use. A cached SuperSlab that
+     * is still resident adds nothing, and purging then only made the next spans fault the slabs in again. */
+    if (ss != NULL && !resident)
+        for (hak_superslab_t *o = th->superslabs; o != NULL; o = o->next)
+            hak_ss_purge_free_slabs(o);
     if (ss == NULL) {
         hak_heap_uncharge(th->heap, charge);
         errno = ENOMEM;

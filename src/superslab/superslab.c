@@ -130,9 +130,10 @@ static void header_reset(hak_superslab_t *ss) {
     ss->purged = 0;
 }
 
-hak_superslab_t *hak_ss_acquire(void) {
+hak_superslab_t *hak_ss_acquire(bool *resident) {
     hak_lock(&ss_cache_lock);
     hak_superslab_t *ss = warm_head;
+    *resident = ss != NULL;
     if (ss != NULL) {
         warm_unlink(ss);
     } else if ((ss = cold_head) != NULL) {

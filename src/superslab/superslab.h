@@ -126,8 +126,9 @@ static inline bool hak_ss_is_empty(const hak_superslab_t *ss) {
 /* Gives the pages of the free slabs back to the OS (owner only; each slab once until it is carved again). */
 void hak_ss_purge_free_slabs(hak_superslab_t *ss);
 
-/* Global supply of SuperSlabs: reuses cached empty ones, else maps a new one. NULL with errno on failure. */
-hak_superslab_t *hak_ss_acquire(void);
+/* Global supply of SuperSlabs: reuses cached empty ones, else maps a new one. NULL with errno on failure.
+ * *resident: its pages are still committed (a recently cached one), not fresh or purged. */
+hak_superslab_t *hak_ss_acquire(bool *resident);
 /* Gives an empty SuperSlab (no live blocks) back to the global cache. */
 void hak_ss_release(hak_superslab_t *ss);
 /* Purges cached SuperSlabs: all of them if force, else those idle longer than the purge delay. */
