@@ -9,6 +9,8 @@
 
 static bool span_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s);
 
+#define HAK_SPAN_FIT_LOOKS 32 /* SuperSlabs examined after the first that fits */
+
 static void ss_link(hak_superslab_t **head, hak_superslab_t *ss) {
     ss->prev = NULL;
     ss->next = *head;
@@ -85,14 +87,29 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
             return NULL;
         }
     }
-    for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = ss->next) {
-        int i = hak_ss_find_span(ss, n, hak_class_size(cls));
-        if (i >= 0)
-            return span_carve(ss, i, n, cls);
+    /* Best fit over the owned SuperSlabs: first fit broke up the runs that longer spans need, and each miss
+     * takes another SuperSlab. The search stops a few SuperSlabs after the first fit: each look is a cache
+     * miss, and a thread heap may own hundreds. */
+    hak_superslab_t *best = NULL;
+    int best_i = -1;
+    unsigned best_slack = HAK_SLABS_PER_SS, slack, budget = HAK_SPAN_FIT_LOOKS;
+    for (hak_superslab_t *ss = th->superslabs; ss != NULL && budget != 0; ss = ss->next) {
+        int i = hak_ss_find_span(ss, n, hak_class_size(cls), &slack);
+        if (best != NULL)
+            budget--;
+        if (i >= 0 && slack < best_slack) {
+            best = ss;
+            best_i = i;
+            best_slack = slack;
+            if (slack == 0)
+                break;
+        }
     }
+    if (best != NULL)
+        return span_carve(best, best_i, n, cls);
     hak_superslab_t *ss;
     while ((ss = hak_heap_adopt(th)) != NULL) {
-        int i = hak_ss_find_span(ss, n, hak_class_size(cls));
+        int i = hak_ss_find_span(ss, n, hak_class_size(cls), &slack);
         if (i >= 0)
             return span_carve(ss, i, n, cls);
     }
@@ -114,7 +131,7 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
         return NULL;
     }
     ss_take_ownership(th, ss);
-    return span_carve(ss, hak_ss_find_span(ss, n, hak_class_size(cls)), n, cls);
+    return span_carve(ss, hak_ss_find_span(ss, n, hak_class_size(cls), &slack), n, cls);
 }
 
 bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {

@@ -9,14 +9,34 @@
 
 hak_slab_t hak_slab_empty;
 
-int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size) {
-    uint32_t m = ss->free_mask;
+int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size, unsigned *slack) {
+    uint32_t free = ss->free_mask, m = free;
     if (hak_span_bytes(0, n) < block_size)
         m &= ~1u; /* a span at slab 0 loses the header and would not hold one block */
-    /* after the loop, bit i is set iff slabs i .. i+n-1 are all free (the shifts clear bits past the end) */
-    for (unsigned k = 1; k < n && m != 0; k++)
-        m &= ss->free_mask >> k;
-    return m == 0 ? -1 : __builtin_ctz(m);
+    /* fit: bit i set iff slabs i .. i+n-1 are all free (the shifts clear bits past the end) */
+    uint32_t fit = m;
+    for (unsigned k = 1; k < n && fit != 0; k++)
+        fit &= free >> k;
+    fit &= ~(m << 1); /* only run starts */
+    if (fit == 0)
+        return -1;
+    uint32_t exact = fit & ~(uint32_t)((uint64_t)free >> n); /* the slab after the span is in use */
+    if (exact != 0) {
+        *slack = 0;
+        return __builtin_ctz(exact);
+    }
+    int best = -1;
+    unsigned best_len = HAK_SLABS_PER_SS + 1;
+    for (; fit != 0; fit &= fit - 1) {
+        unsigned i = (unsigned)__builtin_ctz(fit);
+        unsigned len = (unsigned)__builtin_ctzll(~((uint64_t)m >> i)); /* length of the run at i */
+        if (len < best_len) {
+            best = (int)i;
+            best_len = len;
+        }
+    }
+    *slack = best_len - n;
+    return best;
 }
 
 hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsigned cls, size_t block_size) {
