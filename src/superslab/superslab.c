@@ -62,6 +62,7 @@ hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsign
     uint32_t bits = (n >= 32 ? 0xffffffffu : ((1u << n) - 1u)) << i;
     hak_store_relaxed(&ss->free_mask, ss->free_mask & ~bits);
     ss->purged_mask &= ~bits;
+    ss->idle_mask &= ~bits;
     return s;
 }
 
@@ -85,7 +86,8 @@ void hak_ss_span_release(hak_superslab_t *ss, hak_slab_t *s) {
 }
 
 void hak_ss_purge_free_slabs(hak_superslab_t *ss) {
-    uint32_t m = ss->free_mask & ~ss->purged_mask;
+    uint32_t m = ss->free_mask & ss->idle_mask & ~ss->purged_mask;
+    ss->idle_mask = ss->free_mask;
     ss->purged_mask |= m;
     while (m != 0) {
         unsigned i = (unsigned)__builtin_ctz(m);
@@ -142,6 +144,7 @@ static void header_reset(hak_superslab_t *ss) {
         memset(&ss->slabs[__builtin_ctz(used)], 0, sizeof ss->slabs[0]);
     ss->free_mask = HAK_SS_ALL_FREE;
     ss->purged_mask = 0;
+    ss->idle_mask = 0;
     __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&ss->owner_tid, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&ss->heap, NULL, __ATOMIC_RELAXED);

@@ -60,6 +60,7 @@ typedef struct hak_superslab_s {
     uint32_t free_mask;   /* bit i set = slab i is free (owner writes, relaxed) */
     uint32_t remote_mask; /* bit i set = span starting at slab i got remote frees since last scan */
     uint32_t purged_mask; /* free slabs whose pages went back to the OS (owner only) */
+    uint32_t idle_mask;   /* slabs free at the last purge pass and not carved since (owner only) */
     uint64_t cached_since_ms;
     uint8_t purged; /* cached and given back to the OS */
     hak_slab_t slabs[HAK_SLABS_PER_SS];
@@ -125,7 +126,8 @@ static inline bool hak_ss_is_empty(const hak_superslab_t *ss) {
     return hak_load_relaxed(&ss->free_mask) == HAK_SS_ALL_FREE;
 }
 
-/* Gives the pages of the free slabs back to the OS (owner only; each slab once until it is carved again). */
+/* Gives back to the OS the pages of the slabs that stayed free since the previous call (owner only; each
+ * slab once until it is carved again). Slabs freed since then are likely to be carved again soon. */
 void hak_ss_purge_free_slabs(hak_superslab_t *ss);
 
 /* Global supply of SuperSlabs: reuses cached empty ones, else maps a new one. NULL with errno on failure.
