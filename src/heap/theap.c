@@ -1,6 +1,7 @@
 #include "heap/theap.h"
 
 #include <errno.h>
+#include <limits.h>
 
 #include "bigcache/bigcache.h"
 #include "common/meta.h"
@@ -92,16 +93,16 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
      * miss, and a thread heap may own hundreds. */
     hak_superslab_t *best = NULL;
     int best_i = -1;
-    unsigned best_slack = HAK_SLABS_PER_SS, slack, budget = HAK_SPAN_FIT_LOOKS;
+    unsigned best_cost = UINT_MAX, cost, budget = HAK_SPAN_FIT_LOOKS;
     for (hak_superslab_t *ss = th->superslabs; ss != NULL && budget != 0; ss = ss->next) {
-        int i = hak_ss_find_span(ss, n, hak_class_size(cls), &slack);
+        int i = hak_ss_find_span(ss, n, hak_class_size(cls), &cost);
         if (best != NULL)
             budget--;
-        if (i >= 0 && slack < best_slack) {
+        if (i >= 0 && cost < best_cost) {
             best = ss;
             best_i = i;
-            best_slack = slack;
-            if (slack == 0)
+            best_cost = cost;
+            if (cost == 0)
                 break;
         }
     }
@@ -109,7 +110,7 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
         return span_carve(best, best_i, n, cls);
     hak_superslab_t *ss;
     while ((ss = hak_heap_adopt(th)) != NULL) {
-        int i = hak_ss_find_span(ss, n, hak_class_size(cls), &slack);
+        int i = hak_ss_find_span(ss, n, hak_class_size(cls), &cost);
         if (i >= 0)
             return span_carve(ss, i, n, cls);
     }
@@ -131,7 +132,7 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
         return NULL;
     }
     ss_take_ownership(th, ss);
-    return span_carve(ss, hak_ss_find_span(ss, n, hak_class_size(cls), &slack), n, cls);
+    return span_carve(ss, hak_ss_find_span(ss, n, hak_class_size(cls), &cost), n, cls);
 }
 
 bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {

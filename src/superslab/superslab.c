@@ -9,10 +9,10 @@
 
 hak_slab_t hak_slab_empty;
 
-int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size, unsigned *slack) {
-    uint32_t free = ss->free_mask, m = free;
-    if (hak_span_bytes(0, n) < block_size)
-        m &= ~1u; /* a span at slab 0 loses the header and would not hold one block */
+/* Start of the shortest run of slabs in `free` that holds n of them, or -1; *slack = run length - n. Runs may
+ * start only at bits of `start_ok`. */
+static int shortest_run(uint32_t free, uint32_t start_ok, unsigned n, unsigned *slack) {
+    uint32_t m = free & start_ok;
     /* fit: bit i set iff slabs i .. i+n-1 are all free (the shifts clear bits past the end) */
     uint32_t fit = m;
     for (unsigned k = 1; k < n && fit != 0; k++)
@@ -29,7 +29,7 @@ int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size, u
     unsigned best_len = HAK_SLABS_PER_SS + 1;
     for (; fit != 0; fit &= fit - 1) {
         unsigned i = (unsigned)__builtin_ctz(fit);
-        unsigned len = (unsigned)__builtin_ctzll(~((uint64_t)m >> i)); /* length of the run at i */
+        unsigned len = (unsigned)__builtin_ctzll(~((uint64_t)free >> i)); /* length of the run at i */
         if (len < best_len) {
             best = (int)i;
             best_len = len;
@@ -37,6 +37,17 @@ int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size, u
     }
     *slack = best_len - n;
     return best;
+}
+
+int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size, unsigned *cost) {
+    uint32_t free = ss->free_mask, start_ok = ~0u;
+    if (hak_span_bytes(0, n) < block_size)
+        start_ok = ~1u; /* a span at slab 0 loses the header and would not hold one block */
+    /* Slabs whose pages are still resident first: reuse before faulting purged ones in. */
+    int i = shortest_run(free & ~ss->purged_mask, start_ok, n, cost);
+    if (i < 0 && (i = shortest_run(free, start_ok, n, cost)) >= 0)
+        *cost += HAK_SLABS_PER_SS;
+    return i;
 }
 
 hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsigned cls, size_t block_size) {

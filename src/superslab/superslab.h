@@ -115,9 +115,10 @@ static inline hak_slab_t *hak_ss_next_span(hak_superslab_t *ss, unsigned *i) {
 }
 
 /* Finds n contiguous free slabs that can hold a block of block_size, at the start of the shortest run of free
- * slabs that is long enough (best fit keeps long runs for long spans); the first index or -1, and in *slack
- * the run's length beyond n. Owner only. */
-int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size, unsigned *slack);
+ * slabs that is long enough (best fit keeps long runs for long spans), in resident slabs if possible; the
+ * first index or -1. *cost ranks the choice: 0 is an exact fit in resident slabs, less is better. Owner
+ * only. */
+int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size, unsigned *cost);
 /* Turns slabs [i, i+n) into one span serving blocks of `block_size` (class cls). Owner only. */
 hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsigned cls, size_t block_size);
 /* Returns a span's slabs to the SuperSlab's free mask. Owner only. */
