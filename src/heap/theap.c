@@ -1,6 +1,7 @@
 #include "heap/theap.h"
 
 #include <errno.h>
+#include <limits.h>
 
 #include "bigcache/bigcache.h"
 #include "common/meta.h"
@@ -8,6 +9,8 @@
 #include "tiny/slab_list.h"
 
 static bool span_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s);
+
+#define HAK_SPAN_FIT_LOOKS 32 /* SuperSlabs examined after the first that fits */
 
 static void ss_link(hak_superslab_t **head, hak_superslab_t *ss) {
     ss->prev = NULL;
@@ -85,33 +88,51 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
             return NULL;
         }
     }
-    for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = ss->next) {
-        int i = hak_ss_find_span(ss, n, hak_class_size(cls));
-        if (i >= 0)
-            return span_carve(ss, i, n, cls);
+    /* Best fit over the owned SuperSlabs: first fit broke up the runs that longer spans need, and each miss
+     * takes another SuperSlab. The search stops a few SuperSlabs after the first fit: each look is a cache
+     * miss, and a thread heap may own hundreds. */
+    hak_superslab_t *best = NULL;
+    int best_i = -1;
+    unsigned best_cost = UINT_MAX, cost, budget = HAK_SPAN_FIT_LOOKS;
+    for (hak_superslab_t *ss = th->superslabs; ss != NULL && budget != 0; ss = ss->next) {
+        int i = hak_ss_find_span(ss, n, hak_class_size(cls), &cost);
+        if (best != NULL)
+            budget--;
+        if (i >= 0 && cost < best_cost) {
+            best = ss;
+            best_i = i;
+            best_cost = cost;
+            if (cost == 0)
+                break;
+        }
     }
+    if (best != NULL)
+        return span_carve(best, best_i, n, cls);
     hak_superslab_t *ss;
     while ((ss = hak_heap_adopt(th)) != NULL) {
-        int i = hak_ss_find_span(ss, n, hak_class_size(cls));
+        int i = hak_ss_find_span(ss, n, hak_class_size(cls), &cost);
         if (i >= 0)
             return span_carve(ss, i, n, cls);
     }
-    /* A new SuperSlab is about to be faulted in while the free slabs of the owned ones are too scattered for
-     * this span: give their pages back first, so resident memory tracks the spans in use. */
-    for (ss = th->superslabs; ss != NULL; ss = ss->next)
-        hak_ss_purge_free_slabs(ss);
-    ss = hak_ss_acquire();
+    bool resident;
+    ss = hak_ss_acquire(&resident);
     if (ss == NULL) {
         hak_bigcache_collect(true); /* out of memory or address space: cached large mappings go first */
-        ss = hak_ss_acquire();
+        ss = hak_ss_acquire(&resident);
     }
+    /* A new SuperSlab is about to be faulted in while the free slabs of the owned ones are too scattered for
+     * this span: give their pages back, so resident memory tracks the spans in use. A cached SuperSlab that
+     * is still resident adds nothing, and purging then only made the next spans fault the slabs in again. */
+    if (ss != NULL && !resident)
+        for (hak_superslab_t *o = th->superslabs; o != NULL; o = o->next)
+            hak_ss_purge_free_slabs(o);
     if (ss == NULL) {
         hak_heap_uncharge(th->heap, charge);
         errno = ENOMEM;
         return NULL;
     }
     ss_take_ownership(th, ss);
-    return span_carve(ss, hak_ss_find_span(ss, n, hak_class_size(cls)), n, cls);
+    return span_carve(ss, hak_ss_find_span(ss, n, hak_class_size(cls), &cost), n, cls);
 }
 
 bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {

@@ -9,14 +9,45 @@
 
 hak_slab_t hak_slab_empty;
 
-int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size) {
-    uint32_t m = ss->free_mask;
+/* Start of the shortest run of slabs in `free` that holds n of them, or -1; *slack = run length - n. Runs may
+ * start only at bits of `start_ok`. */
+static int shortest_run(uint32_t free, uint32_t start_ok, unsigned n, unsigned *slack) {
+    uint32_t m = free & start_ok;
+    /* fit: bit i set iff slabs i .. i+n-1 are all free (the shifts clear bits past the end) */
+    uint32_t fit = m;
+    for (unsigned k = 1; k < n && fit != 0; k++)
+        fit &= free >> k;
+    fit &= ~(m << 1); /* only run starts */
+    if (fit == 0)
+        return -1;
+    uint32_t exact = fit & ~(uint32_t)((uint64_t)free >> n); /* the slab after the span is in use */
+    if (exact != 0) {
+        *slack = 0;
+        return __builtin_ctz(exact);
+    }
+    int best = -1;
+    unsigned best_len = HAK_SLABS_PER_SS + 1;
+    for (; fit != 0; fit &= fit - 1) {
+        unsigned i = (unsigned)__builtin_ctz(fit);
+        unsigned len = (unsigned)__builtin_ctzll(~((uint64_t)free >> i)); /* length of the run at i */
+        if (len < best_len) {
+            best = (int)i;
+            best_len = len;
+        }
+    }
+    *slack = best_len - n;
+    return best;
+}
+
+int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size, unsigned *cost) {
+    uint32_t free = ss->free_mask, start_ok = ~0u;
     if (hak_span_bytes(0, n) < block_size)
-        m &= ~1u; /* a span at slab 0 loses the header and would not hold one block */
-    /* after the loop, bit i is set iff slabs i .. i+n-1 are all free (the shifts clear bits past the end) */
-    for (unsigned k = 1; k < n && m != 0; k++)
-        m &= ss->free_mask >> k;
-    return m == 0 ? -1 : __builtin_ctz(m);
+        start_ok = ~1u; /* a span at slab 0 loses the header and would not hold one block */
+    /* Slabs whose pages are still resident first: reuse before faulting purged ones in. */
+    int i = shortest_run(free & ~ss->purged_mask, start_ok, n, cost);
+    if (i < 0 && (i = shortest_run(free, start_ok, n, cost)) >= 0)
+        *cost += HAK_SLABS_PER_SS;
+    return i;
 }
 
 hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsigned cls, size_t block_size) {
@@ -42,6 +73,7 @@ hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsign
     uint32_t bits = (n >= 32 ? 0xffffffffu : ((1u << n) - 1u)) << i;
     hak_store_relaxed(&ss->free_mask, ss->free_mask & ~bits);
     ss->purged_mask &= ~bits;
+    ss->idle_mask &= ~bits;
     return s;
 }
 
@@ -65,7 +97,8 @@ void hak_ss_span_release(hak_superslab_t *ss, hak_slab_t *s) {
 }
 
 void hak_ss_purge_free_slabs(hak_superslab_t *ss) {
-    uint32_t m = ss->free_mask & ~ss->purged_mask;
+    uint32_t m = ss->free_mask & ss->idle_mask & ~ss->purged_mask;
+    ss->idle_mask = ss->free_mask;
     ss->purged_mask |= m;
     while (m != 0) {
         unsigned i = (unsigned)__builtin_ctz(m);
@@ -122,6 +155,7 @@ static void header_reset(hak_superslab_t *ss) {
         memset(&ss->slabs[__builtin_ctz(used)], 0, sizeof ss->slabs[0]);
     ss->free_mask = HAK_SS_ALL_FREE;
     ss->purged_mask = 0;
+    ss->idle_mask = 0;
     __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&ss->owner_tid, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&ss->heap, NULL, __ATOMIC_RELAXED);
@@ -130,9 +164,10 @@ static void header_reset(hak_superslab_t *ss) {
     ss->purged = 0;
 }
 
-hak_superslab_t *hak_ss_acquire(void) {
+hak_superslab_t *hak_ss_acquire(bool *resident) {
     hak_lock(&ss_cache_lock);
     hak_superslab_t *ss = warm_head;
+    *resident = ss != NULL;
     if (ss != NULL) {
         warm_unlink(ss);
     } else if ((ss = cold_head) != NULL) {

@@ -60,6 +60,7 @@ typedef struct hak_superslab_s {
     uint32_t free_mask;   /* bit i set = slab i is free (owner writes, relaxed) */
     uint32_t remote_mask; /* bit i set = span starting at slab i got remote frees since last scan */
     uint32_t purged_mask; /* free slabs whose pages went back to the OS (owner only) */
+    uint32_t idle_mask;   /* slabs free at the last purge pass and not carved since (owner only) */
     uint64_t cached_since_ms;
     uint8_t purged; /* cached and given back to the OS */
     hak_slab_t slabs[HAK_SLABS_PER_SS];
@@ -113,8 +114,11 @@ static inline hak_slab_t *hak_ss_next_span(hak_superslab_t *ss, unsigned *i) {
     return NULL;
 }
 
-/* Finds n contiguous free slabs that can hold a block of block_size; the first index or -1. Owner only. */
-int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size);
+/* Finds n contiguous free slabs that can hold a block of block_size, at the start of the shortest run of free
+ * slabs that is long enough (best fit keeps long runs for long spans), in resident slabs if possible; the
+ * first index or -1. *cost ranks the choice: 0 is an exact fit in resident slabs, less is better. Owner
+ * only. */
+int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size, unsigned *cost);
 /* Turns slabs [i, i+n) into one span serving blocks of `block_size` (class cls). Owner only. */
 hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsigned cls, size_t block_size);
 /* Returns a span's slabs to the SuperSlab's free mask. Owner only. */
@@ -123,11 +127,13 @@ static inline bool hak_ss_is_empty(const hak_superslab_t *ss) {
     return hak_load_relaxed(&ss->free_mask) == HAK_SS_ALL_FREE;
 }
 
-/* Gives the pages of the free slabs back to the OS (owner only; each slab once until it is carved again). */
+/* Gives back to the OS the pages of the slabs that stayed free since the previous call (owner only; each
+ * slab once until it is carved again). Slabs freed since then are likely to be carved again soon. */
 void hak_ss_purge_free_slabs(hak_superslab_t *ss);
 
-/* Global supply of SuperSlabs: reuses cached empty ones, else maps a new one. NULL with errno on failure. */
-hak_superslab_t *hak_ss_acquire(void);
+/* Global supply of SuperSlabs: reuses cached empty ones, else maps a new one. NULL with errno on failure.
+ * *resident: its pages are still committed (a recently cached one), not fresh or purged. */
+hak_superslab_t *hak_ss_acquire(bool *resident);
 /* Gives an empty SuperSlab (no live blocks) back to the global cache. */
 void hak_ss_release(hak_superslab_t *ss);
 /* Purges cached SuperSlabs: all of them if force, else those idle longer than the purge delay. */

@@ -27,16 +27,15 @@ const uint32_t hak_class_sizes[HAK_CLASS_COUNT] = {
     Q(8192), Q(16384), Q(32768), Q(65536), Q(131072),                   /* pool: up to 256 KiB */
 };
 
-/* Slabs per span: enough for the minimum block count of the tier, capped at HAK_POOL_MAX_SLABS. */
-#define SPN(b, n)                                                                                            \
-    ((b) * (n) + HAK_SLAB_SIZE - 1) / HAK_SLAB_SIZE > HAK_POOL_MAX_SLABS                                     \
-        ? HAK_POOL_MAX_SLABS                                                                                 \
-        : ((b) * (n) + HAK_SLAB_SIZE - 1) / HAK_SLAB_SIZE
-#define SP(b) SPN(b, HAK_TINY_SPAN_MIN_BLOCKS)
+/* Slabs per span: the slabs for n blocks of b bytes, or if that exceeds cap slabs, for as many blocks as fit
+ * in cap slabs (at least one), so that no whole slab at the end of a span stays unused. */
+#define SLABS_FOR(bytes) (((bytes) + HAK_SLAB_SIZE - 1) / HAK_SLAB_SIZE)
+#define FIT(b, cap) (HAK_SLAB_SIZE * (cap) / (b) > 0 ? HAK_SLAB_SIZE * (cap) / (b) : 1)
+#define SPN(b, n, cap) SLABS_FOR((b) * ((n) < FIT(b, cap) ? (n) : FIT(b, cap)))
+#define SP(b) SPN(b, HAK_TINY_SPAN_MIN_BLOCKS, HAK_TINY_MAX_SLABS)
 #define SPQ(b) SP((b) + (b) / 4), SP((b) + (b) / 2), SP((b) + 3 * (b) / 4), SP(2 * (b))
-#define PQ(b)                                                                                                \
-    SPN((b) + (b) / 4, HAK_POOL_MIN_BLOCKS), SPN((b) + (b) / 2, HAK_POOL_MIN_BLOCKS),                        \
-        SPN((b) + 3 * (b) / 4, HAK_POOL_MIN_BLOCKS), SPN(2 * (b), HAK_POOL_MIN_BLOCKS)
+#define PP(b) SPN(b, HAK_POOL_MIN_BLOCKS, HAK_POOL_MAX_SLABS)
+#define PQ(b) PP((b) + (b) / 4), PP((b) + (b) / 2), PP((b) + 3 * (b) / 4), PP(2 * (b))
 const uint8_t hak_class_span_slabs[HAK_CLASS_COUNT] = {
     SP(16),   SP(32),    SP(48),    SP(64),    SP(80),     SP(96),    SP(112),
     SP(128),  SPQ(128),  SPQ(256),  SPQ(512),  SPQ(1024),  SPQ(2048), SPQ(4096),
