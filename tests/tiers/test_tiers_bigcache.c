@@ -839,6 +839,68 @@ static void child_resident_budget(void **state) {
     hak_free(f);
 }
 
+/* The large-block loop (benchmarks/large_blocks): 4 slots; each step frees one block and allocates another of
+ * 1-32 MiB, writing one byte per page. Once anything is cached every allocation is a hit: a smaller entry is
+ * grown and a block's fresh tail filled with other entries' dirty chunks, moved chunk by chunk (an entry
+ * merged from neighbours spans several kernel mappings, which a single mremap cannot move), and no move
+ * fails. RSS stays within a few MiB of the peak of live blocks: the resident budget. */
+static void child_large_loop(void **state) {
+    (void)state;
+    enum { SLOTS = 4, OPS = 200 };
+    unsigned char *slot[SLOTS] = {0};
+    size_t len[SLOTS] = {0}, live = 0, peak_live = 0, rss0, rss, peak_rss = 0;
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    hak_collect(1);
+    ti_statm(NULL, &rss0);
+    hak_bigcache_info_t b0 = ti_bc();
+    for (int i = 0; i < OPS; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        unsigned k = (unsigned)(x % SLOTS);
+        if (slot[k] != NULL) {
+            if (slot[k][len[k] - 1] != (unsigned char)(k + 1))
+                fail_msg("step %d: last byte of a %zu-byte block lost", i, len[k]);
+            hak_free(slot[k]);
+            live -= ti_large_map(len[k]);
+        }
+        size_t n = (size_t)1 << (20 + (x >> 8) % 5); /* 1-16 MiB, then up to twice that */
+        n += (size_t)(x >> 20) % n;
+        slot[k] = hak_alloc(n);
+        check_block(slot[k], n, "loop block");
+        for (size_t off = 0; off < n; off += TI_PAGE)
+            slot[k][off] = (unsigned char)(k + 1);
+        slot[k][n - 1] = (unsigned char)(k + 1);
+        len[k] = n;
+        live += ti_large_map(n);
+        peak_live = live > peak_live ? live : peak_live;
+        ti_statm(NULL, &rss);
+        peak_rss = rss > peak_rss ? rss : peak_rss;
+    }
+    hak_bigcache_info_t b1 = ti_bc();
+    print_message(
+        "%d steps: %llu hits, %llu misses, %llu MiB gathered, %llu MiB trimmed; peak of live blocks "
+        "%zu MiB, RSS %zu -> peak %zu MiB\n",
+        OPS, (unsigned long long)(b1.hits - b0.hits), (unsigned long long)(b1.misses - b0.misses),
+        (unsigned long long)((b1.gathered - b0.gathered) >> 20),
+        (unsigned long long)((b1.trimmed - b0.trimmed) >> 20), peak_live >> 20, rss0 >> 20, peak_rss >> 20);
+    if (b1.misses != b0.misses || b1.move_failures != b0.move_failures || b1.hits - b0.hits < OPS - SLOTS)
+        fail_msg(
+            "expected a hit for every allocation after the first %d: %llu hits, %llu misses, %llu failed "
+            "moves",
+            SLOTS, (unsigned long long)(b1.hits - b0.hits), (unsigned long long)(b1.misses - b0.misses),
+            (unsigned long long)(b1.move_failures - b0.move_failures));
+#if !HAKMEM_TEST_SANITIZED /* sanitizer shadow memory grows with every page written: RSS says nothing there  \
+                            */
+    if (peak_rss > rss0 + peak_live + 8 * TI_MIB)
+        fail_msg(
+            "peak RSS %zu MiB: more than %zu MiB at the start + %zu MiB of live blocks at their peak + 8",
+            peak_rss >> 20, rss0 >> 20, peak_live >> 20);
+#endif
+    for (unsigned k = 0; k < SLOTS; k++)
+        hak_free(slot[k]);
+}
+
 /* HAKMEM_BIGCACHE_MAX=0: nothing is cached, every free (and every chunk a shrink releases) is unmapped,
  * allocation still works. */
 static void child_cache_disabled(void **state) {
@@ -981,6 +1043,10 @@ static void test_bigcache_resident_budget(void **state) {
     (void)state;
     TI_CHILD_OK("child_resident_budget", 60, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
 }
+static void test_bigcache_large_loop(void **state) {
+    (void)state;
+    TI_CHILD_OK("child_large_loop", 120, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
+}
 static void test_bigcache_double_free(void **state) {
     (void)state;
     TI_CHILD_OK("child_double_free", 60, "HAKMEM_ON_ERROR=warn", "HAKMEM_PURGE_DELAY_MS=600000");
@@ -1000,6 +1066,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(child_purge_delay),
         cmocka_unit_test(child_collect_rss),
         cmocka_unit_test(child_resident_budget),
+        cmocka_unit_test(child_large_loop),
         cmocka_unit_test(child_cache_disabled),
         cmocka_unit_test(child_double_free),
         cmocka_unit_test(child_double_free_abort),
@@ -1015,6 +1082,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_bigcache_purge_delay),
         cmocka_unit_test(test_bigcache_collect_rss),
         cmocka_unit_test(test_bigcache_resident_budget),
+        cmocka_unit_test(test_bigcache_large_loop),
         cmocka_unit_test(test_bigcache_disabled),
         cmocka_unit_test(test_bigcache_double_free),
     };
