@@ -840,10 +840,9 @@ static void child_resident_budget(void **state) {
 }
 
 /* The large-block loop (benchmarks/large_blocks): 4 slots; each step frees one block and allocates another of
- * 1-32 MiB, writing one byte per page. Once anything is cached every allocation is a hit: a smaller entry is
- * grown and a block's fresh tail filled with other entries' dirty chunks, moved chunk by chunk (an entry
- * merged from neighbours spans several kernel mappings, which a single mremap cannot move), and no move
- * fails. RSS stays within a few MiB of the peak of live blocks: the resident budget. */
+ * 1-32 MiB, writing one byte per page. Once anything is cached every allocation is a hit (a smaller entry is
+ * grown, a block's fresh tail filled with other entries' dirty chunks) and no chunk move fails. RSS stays
+ * within a few MiB of the peak of live blocks: the resident budget. */
 static void child_large_loop(void **state) {
     (void)state;
     enum { SLOTS = 4, OPS = 200 };
