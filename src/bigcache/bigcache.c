@@ -175,6 +175,9 @@ static size_t absorb_locked(uint8_t *base, size_t size, size_t *dirty, size_t wa
     return size;
 }
 
+/* Cached dirty bytes past each entry's first page (which holds the entry and is never purged). */
+static size_t trimmable_locked(void) { return cached_dirty - cached_entries * HAK_OS_PAGE; }
+
 /* Takes entries off the age list while the cache is over its bounds; the caller unmaps them after dropping
  * the lock (chained through `chain`). Entries idle past the purge delay also lower the high-water mark of
  * live bytes to what is held now, so a peak long past does not keep licensing cached pages. */
@@ -193,7 +196,7 @@ static entry_t *evict_locked(uint64_t now, bool force) {
         stat_purged++;
     }
     if (aged)
-        live_peak = live_bytes + cached_dirty;
+        live_peak = live_bytes + trimmable_locked();
     return victims;
 }
 
@@ -205,23 +208,33 @@ static void unmap_all(entry_t *victims) {
     }
 }
 
-/* Trimming: while live + cached dirty bytes exceed the high-water mark of live, takes dirty pages off the
- * oldest entries. The entries leave the cache with `trim_from` set; the caller purges their pages after
- * dropping the lock and links them back (they keep their first page: it holds the entry). */
-static entry_t *pick_trim_locked(void) {
+/* Trimming starts once live + trimmable cached bytes pass the high-water mark of live by this much, and then
+ * goes back down to the mark: a block growing page by page (realloc) triggers one purge per 2 MiB, not one
+ * per page. */
+#define TRIM_SLACK HAK_CHUNK_SIZE
+
+/* Raises the high-water mark of live to live; true if the cache is over its resident budget. */
+static bool over_budget_locked(void) {
     if (live_bytes > live_peak)
         live_peak = live_bytes;
-    size_t limit = live_peak - live_bytes, pending = 0;
+    return live_bytes + trimmable_locked() > live_peak + TRIM_SLACK;
+}
+
+/* Takes dirty pages off the oldest entries until live + trimmable cached bytes are back at the high-water
+ * mark. The entries leave the cache with `trim_from` set; the caller purges their pages after dropping the
+ * lock and links them back. */
+static entry_t *pick_trim_locked(void) {
+    size_t limit = live_peak - live_bytes, pending = 0; /* pending: what the picked entries keep, trimmable */
     entry_t *picked = NULL, *next;
-    for (entry_t *e = oldest; e != NULL && cached_dirty + pending > limit; e = next) {
+    for (entry_t *e = oldest; e != NULL && trimmable_locked() + pending > limit; e = next) {
         next = e->newer;
         if (e->dirty <= HAK_OS_PAGE)
             continue;
-        size_t excess = cached_dirty + pending - limit;
+        size_t excess = trimmable_locked() + pending - limit;
         size_t cut = e->dirty - HAK_OS_PAGE < excess ? e->dirty - HAK_OS_PAGE : excess;
         unlink_entry(e);
         e->trim_from = e->dirty - cut;
-        pending += e->trim_from;
+        pending += e->trim_from - HAK_OS_PAGE;
         e->chain = picked;
         picked = e;
     }
@@ -447,7 +460,7 @@ size_t hak_bigcache_extend(void *base, size_t size, size_t want, size_t *dirty) 
 void hak_bigcache_live_add(size_t bytes) {
     hak_lock(&cache_lock);
     live_bytes += bytes;
-    entry_t *picked = live_bytes + cached_dirty > live_peak ? pick_trim_locked() : NULL;
+    entry_t *picked = over_budget_locked() ? pick_trim_locked() : NULL;
     hak_unlock(&cache_lock);
     trim(picked);
 }

@@ -10,11 +10,13 @@
  *
  * Resident budget: each entry knows the prefix of its pages that may be resident ("dirty"; the rest is zero
  * and costs no memory). Cached dirty bytes are kept only while live + dirty stays under the high-water mark
- * of live, where live = the resident bytes of live large blocks (the callers report them). Past that, the
- * oldest entries' pages are purged (the address space stays cached). So the cache never raises peak RSS
- * above the program's own peak of live large blocks, yet serves the next blocks without page faults while
- * live is below that peak. A block handed out whose tail would fault in fresh pages gets the dirty chunks
- * of other entries moved into that tail instead (mremap, no copy), so cached pages are reused, not purged. */
+ * of live, where live = the resident bytes of live large blocks (the callers report them). Past that (by
+ * more than a chunk, so that purges come in batches), the oldest entries' pages are purged down to the mark
+ * (the address space stays cached; an entry's first page, which holds the entry, stays). So the cache never
+ * raises peak RSS above the program's own peak of live large blocks, yet serves the next blocks without page
+ * faults while live is below that peak. A block handed out whose tail would fault in fresh pages gets the
+ * dirty chunks of other entries moved into that tail instead (mremap, no copy), so cached pages are reused,
+ * not purged. */
 #ifndef HAKMEM_BIGCACHE_BIGCACHE_H
 #define HAKMEM_BIGCACHE_BIGCACHE_H
 
