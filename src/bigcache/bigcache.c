@@ -3,12 +3,10 @@
 #include <stdint.h>
 
 #include "api/options.h"
+#include "bigcache/size_table.h"
 #include "common/lock.h"
-#include "common/meta.h"
 #include "os/os.h"
 #include "superslab/region_map.h"
-
-#define TABLE_MIN 16
 
 /* The entry lives in the first bytes of the cached mapping itself; the region map marks its chunk CACHED. */
 typedef struct entry_s {
@@ -17,18 +15,12 @@ typedef struct entry_s {
     size_t trim_from; /* while being trimmed: purge from here to `dirty` */
     size_t donate;    /* while being gathered: bytes (whole chunks) moving into a block */
     uint64_t since_ms;
-    struct entry_s *chain;         /* next in the same bucket */
+    struct entry_s *chain;         /* next of the same size (table chain) */
     struct entry_s *newer, *older; /* age list: head = newest, tail = oldest */
 } entry_t;
 
-typedef struct bucket_s {
-    uint64_t chunks; /* key */
-    entry_t *head;   /* NULL = empty slot (open addressing, linear probing) */
-} bucket_t;
-
 static hak_lock_t cache_lock = HAK_LOCK_INIT;
-static bucket_t *table;
-static size_t table_cap, table_used; /* used = buckets holding a chain */
+static hak_size_table_t table; /* chunk count -> chain of entries of that size */
 static entry_t *newest, *oldest;
 static size_t cached_bytes, cached_entries;
 /* The resident budget: cached dirty bytes are kept only while live + dirty stays under the high-water mark
@@ -39,67 +31,18 @@ static uint64_t stat_hits, stat_misses, stat_purged, stat_trimmed, stat_gathered
 
 static uint64_t chunks_of(size_t size) { return size >> HAK_CHUNK_SHIFT; }
 
-/* Fibonacci (multiplicative) hashing of the key. */
-static size_t slot_of(uint64_t key, size_t cap) {
-    return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
-}
-
-static bucket_t *find_bucket(uint64_t key) {
-    if (table_cap == 0)
-        return NULL;
-    for (size_t i = slot_of(key, table_cap);; i = (i + 1) & (table_cap - 1)) {
-        if (table[i].head == NULL)
-            return NULL;
-        if (table[i].chunks == key)
-            return &table[i];
-    }
-}
-
-static void insert_bucket(bucket_t *t, size_t cap, uint64_t key, entry_t *head) {
-    size_t i = slot_of(key, cap);
-    while (t[i].head != NULL)
-        i = (i + 1) & (cap - 1);
-    t[i].chunks = key;
-    t[i].head = head;
-}
-
-/* Rebuilds the table at a new capacity (grows at 3/4 load, shrinks below 1/8). */
-static bool resize_table(size_t cap) {
-    bucket_t *t = hak_meta_alloc(cap * sizeof *t);
-    if (t == NULL)
-        return false;
-    for (size_t i = 0; i < table_cap; i++)
-        if (table[i].head != NULL)
-            insert_bucket(t, cap, table[i].chunks, table[i].head);
-    if (table != NULL)
-        hak_meta_free(table, table_cap * sizeof *table);
-    table = t;
-    table_cap = cap;
-    return true;
-}
-
-/* Removing from an open-addressing table: re-insert the rest of the probe run. */
-static void erase_bucket(bucket_t *b) {
-    size_t i = (size_t)(b - table);
-    table[i].head = NULL;
-    table_used--;
-    for (size_t j = (i + 1) & (table_cap - 1); table[j].head != NULL; j = (j + 1) & (table_cap - 1)) {
-        bucket_t moved = table[j];
-        table[j].head = NULL;
-        insert_bucket(table, table_cap, moved.chunks, moved.head);
-    }
-    if (table_cap > TABLE_MIN && table_used < table_cap / 8)
-        resize_table(table_cap / 2);
-}
-
 static void unlink_entry(entry_t *e) {
-    bucket_t *b = find_bucket(chunks_of(e->size));
-    entry_t **pp = &b->head;
-    while (*pp != e)
-        pp = &(*pp)->chain;
-    *pp = e->chain;
-    if (b->head == NULL)
-        erase_bucket(b);
+    hak_size_slot_t *slot = hak_size_table_find(&table, chunks_of(e->size));
+    if (slot->head == e) {
+        slot->head = e->chain;
+        if (slot->head == NULL)
+            hak_size_table_remove(&table, slot);
+    } else {
+        entry_t *prev = slot->head;
+        while (prev->chain != e)
+            prev = prev->chain;
+        prev->chain = e->chain;
+    }
     if (e->newer)
         e->newer->older = e->older;
     else
@@ -121,17 +64,14 @@ static bool link_entry(void *base, size_t size, size_t dirty, uint64_t since, bo
     e->size = size;
     e->dirty = dirty < HAK_OS_PAGE ? HAK_OS_PAGE : dirty; /* the entry itself dirties the first page */
     e->since_ms = since;
-    uint64_t key = chunks_of(size);
-    bucket_t *b = find_bucket(key);
-    if (b == NULL) {
-        if ((table_used + 1) * 4 > table_cap * 3 && !resize_table(table_cap ? table_cap * 2 : TABLE_MIN))
-            return false;
-        insert_bucket(table, table_cap, key, e);
-        e->chain = NULL;
-        table_used++;
+    hak_size_slot_t *slot = hak_size_table_find(&table, chunks_of(size));
+    if (slot != NULL) {
+        e->chain = slot->head;
+        slot->head = e;
     } else {
-        e->chain = b->head;
-        b->head = e;
+        e->chain = NULL;
+        if (!hak_size_table_add(&table, chunks_of(size), e))
+            return false;
     }
     if (as_oldest) {
         e->newer = oldest;
@@ -263,9 +203,9 @@ static void trim(entry_t *picked) {
 
 /* An entry of exactly `need` bytes, else the smallest larger one, else the largest smaller one. */
 static entry_t *choose_locked(size_t need) {
-    bucket_t *b = find_bucket(chunks_of(need));
-    if (b != NULL)
-        return b->head;
+    hak_size_slot_t *exact = hak_size_table_find(&table, chunks_of(need));
+    if (exact != NULL)
+        return exact->head;
     entry_t *larger = NULL, *smaller = NULL;
     for (entry_t *e = newest; e != NULL; e = e->older) {
         if (e->size > need) {
@@ -482,7 +422,7 @@ void hak_bigcache_info(hak_bigcache_info_t *out) {
     hak_lock(&cache_lock);
     out->entries = cached_entries;
     out->bytes = cached_bytes;
-    out->table_capacity = table_cap;
+    out->table_capacity = table.cap;
     out->hits = stat_hits;
     out->misses = stat_misses;
     out->purged = stat_purged;
