@@ -57,9 +57,9 @@ static void unlink_entry(entry_t *e) {
     hak_region_set(e, HAK_REGION_NONE);
 }
 
-/* Caches [base, base+size), resident up to `dirty`, as an entry: at the newest end of the age list, or at the
- * oldest (an entry coming back from a purge keeps its age). False only if the table cannot grow. */
-static bool link_entry(void *base, size_t size, size_t dirty, uint64_t since, bool as_oldest) {
+/* Caches [base, base+size), resident up to `dirty`, as the newest entry. False only if the table cannot
+ * grow. */
+static bool link_entry(void *base, size_t size, size_t dirty, uint64_t since) {
     entry_t *e = base;
     e->size = size;
     e->dirty = dirty < HAK_OS_PAGE ? HAK_OS_PAGE : dirty; /* the entry itself dirties the first page */
@@ -73,23 +73,13 @@ static bool link_entry(void *base, size_t size, size_t dirty, uint64_t since, bo
         if (!hak_size_table_add(&table, chunks_of(size), e))
             return false;
     }
-    if (as_oldest) {
-        e->newer = oldest;
-        e->older = NULL;
-        if (oldest)
-            oldest->older = e;
-        else
-            newest = e;
+    e->older = newest;
+    e->newer = NULL;
+    if (newest)
+        newest->newer = e;
+    else
         oldest = e;
-    } else {
-        e->older = newest;
-        e->newer = NULL;
-        if (newest)
-            newest->newer = e;
-        else
-            oldest = e;
-        newest = e;
-    }
+    newest = e;
     cached_bytes += size;
     __atomic_store_n(&cached_dirty, cached_dirty + e->dirty, __ATOMIC_RELAXED);
     __atomic_store_n(&cached_entries, cached_entries + 1, __ATOMIC_RELAXED);
@@ -107,7 +97,7 @@ static size_t absorb_locked(uint8_t *base, size_t size, size_t *dirty, size_t wa
         size += n->size;
     }
     if (size > want && want != SIZE_MAX &&
-        link_entry(base + want, size - want, *dirty > want ? *dirty - want : 0, now, false)) {
+        link_entry(base + want, size - want, *dirty > want ? *dirty - want : 0, now)) {
         size = want;
         if (*dirty > want)
             *dirty = want;
@@ -181,18 +171,20 @@ static entry_t *pick_trim_locked(void) {
     return picked;
 }
 
-/* Purges what pick_trim_locked chose, then links the entries back at the old end of the age list. */
+/* Purges what pick_trim_locked chose, then links the entries back as the newest: they hold little memory now,
+ * and the next trim need not walk past them. */
 static void trim(entry_t *picked) {
     if (picked == NULL)
         return;
     for (entry_t *e = picked; e != NULL; e = e->chain)
         hak_os_purge((uint8_t *)e + e->trim_from, e->dirty - e->trim_from);
+    uint64_t now = hak_os_now_ms();
     hak_lock(&cache_lock);
     entry_t *lost = NULL, *next;
     for (entry_t *e = picked; e != NULL; e = next) {
         next = e->chain;
         stat_trimmed += e->dirty - e->trim_from;
-        if (!link_entry(e, e->size, e->trim_from, e->since_ms, true)) {
+        if (!link_entry(e, e->size, e->trim_from, now)) {
             e->chain = lost;
             lost = e;
         }
@@ -289,7 +281,6 @@ static bool gather(uint8_t *base, size_t need, size_t *dirty) {
         next = e->chain; /* the entry's fields move with its first chunk: read them first */
         uint8_t *src = (uint8_t *)e;
         size_t size = e->size, edirty = e->dirty, k = ok ? e->donate : 0;
-        uint64_t since = e->since_ms;
         size_t moved = move_chunks(src, base + pos, k);
         pos += moved;
         if (moved < k) {
@@ -299,7 +290,7 @@ static bool gather(uint8_t *base, size_t need, size_t *dirty) {
         if (moved < size) { /* the rest of the donor stays cached */
             hak_lock(&cache_lock);
             bool kept =
-                link_entry(src + moved, size - moved, edirty > moved ? edirty - moved : 0, since, false);
+                link_entry(src + moved, size - moved, edirty > moved ? edirty - moved : 0, hak_os_now_ms());
             hak_unlock(&cache_lock);
             if (!kept)
                 hak_os_unmap(src + moved, size - moved);
@@ -347,7 +338,7 @@ void *hak_bigcache_take(size_t need, size_t *dirty) {
         have = e->size;
         *dirty = e->dirty;
         if (have > need &&
-            link_entry((uint8_t *)e + need, have - need, *dirty > need ? *dirty - need : 0, now, false)) {
+            link_entry((uint8_t *)e + need, have - need, *dirty > need ? *dirty - need : 0, now)) {
             have = need; /* split: the rest stays cached */
             if (*dirty > need)
                 *dirty = need;
@@ -379,7 +370,7 @@ bool hak_bigcache_put(void *base, size_t size, size_t dirty) {
     uint64_t now = hak_os_now_ms();
     hak_lock(&cache_lock);
     size = absorb_locked(base, size, &dirty, SIZE_MAX, now); /* merge with the cached entries that follow */
-    bool fits = size <= hak_options.bigcache_max && link_entry(base, size, dirty, now, false);
+    bool fits = size <= hak_options.bigcache_max && link_entry(base, size, dirty, now);
     entry_t *victims = evict_locked(now, false);
     hak_unlock(&cache_lock);
     unmap_all(victims);
