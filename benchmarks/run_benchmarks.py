@@ -458,6 +458,46 @@ def summarize(workloads, variants_of, cells, ref_name):
     return summary
 
 
+# The tiers of the issue "Every size": which cases measure which tier (workload key, case label test).
+TIERS = [
+    ("small blocks (random-mixed up to 8 KiB)", "random_mixed", lambda l: "KiB-" not in l and "KiB," not in l),
+    ("mid sizes (random-mixed 16 KiB and up)", "random_mixed", lambda l: "KiB-" in l or "KiB," in l),
+    ("large blocks", "large_blocks", lambda l: True),
+    ("realloc growth", "realloc_growth", lambda l: True),
+]
+
+
+def tier_lines(workloads, cells, ref_name):
+    """Per tier, hakmem's throughput against glibc case by case (at least 1.0x wanted), and peak RSS against
+    glibc on the large-block loop (no more wanted)."""
+    if ref_name != "hakmem":
+        return []
+    out = []
+    for title, key, test in TIERS:
+        w = next((w for w in workloads if w.key == key), None)
+        if w is None:
+            continue
+        ratios = []
+        for label, _ in w.cases:
+            h, g = cells.get((key, label, "hakmem")), cells.get((key, label, "glibc"))
+            if test(label) and h and g and h.good() and g.good():
+                ratios.append((g.median("seconds") / h.median("seconds"), label))
+        if not ratios:
+            continue
+        behind = [(r, l) for r, l in ratios if r < 1.0]
+        out.append("- %s: glibc's time / hakmem's %s: %s" %
+                   (title, ", ".join("%s %.2fx" % (l, r) for r, l in ratios),
+                    "**yes**" if not behind else "**no** (behind on %s)" % ", ".join(l for _, l in behind)))
+        if key == "large_blocks":
+            for label, _ in w.cases:
+                h, g = cells.get((key, label, "hakmem")), cells.get((key, label, "glibc"))
+                if h and g and h.good() and g.good():
+                    hr, gr = h.median("maxrss_kib") / 1024.0, g.median("maxrss_kib") / 1024.0
+                    out.append("  - peak RSS, %s: hakmem %.1f MiB, glibc %.1f MiB: %s" %
+                               (label, hr, gr, "no more" if hr <= gr else "**%.2fx glibc's**" % (hr / gr)))
+    return out
+
+
 def goal_lines(workloads, allocs, summary, cells, ref_name):
     """The issue's goal: ahead of glibc on every workload, ahead of the best peer on the geomean of time, with
     peak RSS no higher than the best peer's."""
@@ -827,6 +867,13 @@ def main():
     sm.append("")
     sm.extend(goal)
     sm.append("")
+    tiers = tier_lines(workloads, cells, ref_name)
+    if tiers:
+        sm.append("Tiers against glibc (at least 1.0x glibc's throughput in every tier; peak RSS no more than "
+                  "glibc's on the large-block loop):")
+        sm.append("")
+        sm.extend(tiers)
+        sm.append("")
     failures = [(key, r) for key, c in cells.items() for r in c.failures()]
     if failures:
         sm.append("## Failures (crashes, timeouts, errors)")
