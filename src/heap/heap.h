@@ -17,6 +17,10 @@
 struct hak_large_s;
 
 typedef struct hak_theap_s {
+    /* Per-class LIFO of blocks the owner freed recently (tiny/tcache.h); they still count as used in their
+     * spans. tc_room is how many more it may take (0 for classes without a cache). */
+    hak_block_t *tc_head[HAK_CLASS_COUNT];
+    uint16_t tc_room[HAK_CLASS_COUNT];   /* owner writes, statistics read (relaxed) */
     hak_slab_t *direct[HAK_CLASS_COUNT]; /* current slab per class; &hak_slab_empty when none */
     hak_slab_t *avail[HAK_CLASS_COUNT];  /* slabs with free blocks (or room to extend), direct first */
     hak_slab_t *avail_tail[HAK_CLASS_COUNT];

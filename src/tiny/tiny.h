@@ -8,15 +8,21 @@
 #include "heap/theap.h"
 #include "superslab/superslab.h"
 #include "tiny/size_class.h"
+#include "tiny/tcache.h"
 
 /* Slow paths (tiny/alloc_slow.c, tiny/free_slow.c). */
 void *hak_slab_alloc_slow(hak_theap_t *th, unsigned cls);
 void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p);
+/* Returns block b of span s to its lists (owner thread, b already validated). */
+void hak_slab_free_local(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, hak_block_t *b);
 
 static inline void *hak_slab_alloc(hak_theap_t *th, size_t size) {
     unsigned cls = hak_size_class(size);
+    hak_block_t *b = hak_tcache_pop(th, cls);
+    if (hak_likely(b != NULL))
+        return b;
     hak_slab_t *s = th->direct[cls];
-    hak_block_t *b = s->free;
+    b = s->free;
     if (hak_unlikely(b == NULL)) {
         /* The owner's own frees are the usual refill: take them without leaving the fast path. */
         b = s->local_free;
@@ -35,17 +41,26 @@ static inline void hak_slab_free(hak_superslab_t *ss, void *p) {
     uintptr_t off = (uintptr_t)p - (uintptr_t)hak_load_relaxed(&s->start);
     uint64_t idx = hak_slab_block_index(s, off);
     if (hak_likely(idx * hak_load_relaxed(&s->block_size) == off && idx < hak_load_relaxed(&s->capacity) &&
-                   __atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id() && s->flags == 0 &&
-                   (hak_block_t *)p != s->local_free)) {
+                   __atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id())) {
         hak_block_t *b = p;
+        hak_theap_t *th = ss->owner;
+        unsigned cls = s->cls;
+        /* an immediate double free finds b on top of the cache or of the local list: the slow path reports */
+        if (hak_unlikely(b == th->tc_head[cls] || b == s->local_free))
+            goto slow;
+        if (hak_likely(hak_tcache_push(th, cls, b)))
+            return;
+        if (hak_unlikely(s->flags != 0))
+            goto slow;
         b->next = s->local_free;
         s->local_free = b;
         uint32_t used = s->used - 1;
         hak_store_relaxed(&s->used, used);
-        if (hak_unlikely(used == 0) && ss->owner->direct[s->cls] != s)
-            hak_theap_span_free(ss->owner, ss, s); /* the current slab of its class stays: no thrash */
+        if (hak_unlikely(used == 0) && th->direct[cls] != s)
+            hak_theap_span_free(th, ss, s); /* the current slab of its class stays: no thrash */
         return;
     }
+slow:
     hak_slab_free_generic(ss, s, p);
 }
 
