@@ -171,7 +171,7 @@ void hak_theap_collect_remote(hak_theap_t *th) {
             unsigned i = (unsigned)__builtin_ctz(m);
             m &= m - 1;
             hak_slab_t *s = &ss->slabs[i];
-            if (s->span_slabs == 0 || s->back != 0)
+            if (s->span_slabs == 0 || ss->span_back[i] != 0)
                 continue; /* stale notification: the span was freed or re-carved meanwhile */
             if (span_settle(th, ss, s))
                 break;
