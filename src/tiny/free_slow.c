@@ -37,18 +37,21 @@ void hak_slab_free_local(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, ha
         hak_theap_span_free(th, ss, s);
 }
 
+void hak_slab_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, hak_block_t *b) {
+    if (b == s->local_free || b == s->free || b == th->tc_head[s->cls]) {
+        hak_report_invalid("double free", b);
+        return;
+    }
+    if (!hak_tcache_push(th, s->cls, b))
+        hak_slab_free_local(th, ss, s, b);
+}
+
 void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p) {
     hak_block_t *b = slab_block_of(s, p, true);
     if (b == NULL)
         return;
     if (__atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id()) {
-        hak_theap_t *th = ss->owner;
-        if (b == s->local_free || b == s->free || b == th->tc_head[s->cls]) {
-            hak_report_invalid("double free", p);
-            return;
-        }
-        if (!hak_tcache_push(th, s->cls, b))
-            hak_slab_free_local(th, ss, s, b);
+        hak_slab_free_owner(ss->owner, ss, s, b);
         return;
     }
     /* Another thread's slab (or an abandoned one): one CAS. The first block of a batch also flags the

@@ -17,7 +17,7 @@ const uint16_t hak_tcache_limit[HAK_CLASS_COUNT] = {
 void hak_tcache_init(hak_theap_t *th) {
     for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
         th->tc_head[c] = NULL;
-        hak_store_relaxed(&th->tc_room[c], hak_tcache_limit[c]);
+        hak_store_relaxed(&th->tc_room[c], (uintptr_t)hak_tcache_limit[c]);
     }
 }
 
