@@ -31,6 +31,10 @@ void hak_slab_free_local(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, ha
     b->next = s->local_free;
     s->local_free = b;
     hak_store_relaxed(&s->used, s->used - 1);
+    hak_slab_free_settle(th, ss, s);
+}
+
+void hak_slab_free_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {
     if (s->flags & HAK_SLAB_FULL)
         hak_slab_unfull(th, s);
     if (s->used == 0 && th->direct[s->cls] != s)

@@ -23,10 +23,23 @@ void hak_tcache_init(hak_theap_t *th) {
 
 void hak_tcache_flush(hak_theap_t *th) {
     for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
-        hak_block_t *b;
-        while ((b = hak_tcache_pop(th, c)) != NULL) {
+        hak_block_t *b = th->tc_head[c];
+        if (b == NULL)
+            continue;
+        th->tc_head[c] = NULL;
+        hak_store_relaxed(&th->tc_room[c], (uintptr_t)hak_tcache_limit[c]);
+        while (b != NULL) {
+            hak_block_t *next = b->next;
             hak_superslab_t *ss = hak_ss_of(b);
-            hak_slab_free_local(th, ss, hak_slab_of(ss, b), b);
+            hak_slab_t *s = hak_slab_of(ss, b);
+            /* the owner free's slab push, with the list work only when the span changes state */
+            b->next = s->local_free;
+            s->local_free = b;
+            uint32_t used = s->used - 1;
+            hak_store_relaxed(&s->used, used);
+            if (hak_unlikely(used == 0 || (s->flags & HAK_SLAB_FULL)))
+                hak_slab_free_settle(th, ss, s);
+            b = next;
         }
     }
 }

@@ -15,6 +15,8 @@ void *hak_slab_alloc_slow(hak_theap_t *th, unsigned cls);
 void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p);
 /* Returns block b of span s to its lists (owner thread, b already validated). */
 void hak_slab_free_local(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, hak_block_t *b);
+/* After an owner free into s: a full span becomes available again, an empty one is retired. */
+void hak_slab_free_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s);
 /* Owner free of a validated block that the thread cache did not take (full, no cache, or a double free). */
 void hak_slab_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, hak_block_t *b);
 
