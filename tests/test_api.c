@@ -442,6 +442,21 @@ static int child_main(const char *kind) {
         if (!owner) return 11;
         memset(owner, 0x3C, 64);
         foreign = owner + 16;
+    } else if (strcmp(kind, "double") == 0) {
+        foreign = hak_alloc(64); /* freed once: it sits on top of the thread cache */
+        if (!foreign) return 13;
+        hak_free(foreign);
+    } else if (strcmp(kind, "double_local") == 0) {
+        /* the thread cache of the class is full, so the first free goes to the span's local list */
+        enum { M = 200 };
+        static void *others[M];
+        foreign = hak_alloc(64);
+        if (!foreign) return 13;
+        for (int i = 0; i < M; i++)
+            if (!(others[i] = hak_alloc(64))) return 14;
+        for (int i = 0; i < M; i++)
+            hak_free(others[i]);
+        hak_free(foreign);
     } else {
         return 12;
     }
@@ -620,6 +635,16 @@ static void test_foreign_free_interior_aborts(void **state) {
     check_abort("interior", NULL);
     check_abort("interior", "abort");
 }
+static void test_double_free_aborts(void **state) {
+    (void)state;
+    check_abort("double", NULL);
+    check_abort("double_local", NULL);
+}
+static void test_double_free_warn(void **state) {
+    (void)state;
+    check_warn("double");
+    check_warn("double_local");
+}
 static void test_foreign_free_glibc_warn(void **state) {
     (void)state;
     check_warn("glibc");
@@ -657,6 +682,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_foreign_free_glibc_warn),
         cmocka_unit_test(test_foreign_free_stack_warn),
         cmocka_unit_test(test_foreign_free_interior_warn),
+        cmocka_unit_test(test_double_free_aborts),
+        cmocka_unit_test(test_double_free_warn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

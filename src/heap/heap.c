@@ -10,6 +10,7 @@
 #include "bigcache/large.h"
 #include "common/meta.h"
 #include "heap/theap.h"
+#include "tiny/tcache.h"
 
 hak_theap_t hak_theap_empty = {.direct = {[0 ... HAK_CLASS_COUNT - 1] = &hak_slab_empty}};
 hak_heap_t hak_heap_main = {.id = 0, .gen = 1, .name = "default", .lock = HAK_RECURSIVE_LOCK_INIT};
@@ -110,6 +111,7 @@ static void thread_exit(void *arg) {
     hak_theap_t *th = hak_tls_theap;
     if (th != &hak_theap_empty) {
         hak_tls_theap = &hak_theap_empty;
+        hak_tcache_flush(th); /* outside the lock (abandon flushes too, but finds the cache empty) */
         hak_lock(&hak_heap_main.lock);
         hak_theap_abandon_locked(th);
         hak_unlock(&hak_heap_main.lock);

@@ -17,6 +17,11 @@
 struct hak_large_s;
 
 typedef struct hak_theap_s {
+    /* Thread cache (tiny/tcache.h): per class, a LIFO of the owner's recent frees, which still count as used
+     * in their spans, and how many more blocks it may take (0: no cache; the owner writes, statistics read).
+     * Two arrays of words, so that both are indexed like direct[]. */
+    hak_block_t *tc_head[HAK_CLASS_COUNT];
+    uintptr_t tc_room[HAK_CLASS_COUNT];
     hak_slab_t *direct[HAK_CLASS_COUNT]; /* current slab per class; &hak_slab_empty when none */
     hak_slab_t *avail[HAK_CLASS_COUNT];  /* slabs with free blocks (or room to extend), direct first */
     hak_slab_t *avail_tail[HAK_CLASS_COUNT];

@@ -11,6 +11,7 @@
 #include "heap/heap.h"
 #include "heap/theap.h"
 #include "os/os.h"
+#include "tiny/tcache.h"
 
 static void add_superslab(hak_stats_t *st, hak_superslab_t *ss) {
     st->reserved_bytes += HAK_SS_SIZE;
@@ -35,10 +36,29 @@ static void add_superslab(hak_stats_t *st, hak_superslab_t *ss) {
     }
 }
 
+/* Blocks in a thread cache count as used in their spans, but they are free. */
+static void sub_tcache(hak_stats_t *st, const hak_theap_t *th) {
+    for (unsigned cls = 0; cls < HAK_CLASS_COUNT; cls++) {
+        uint64_t n = hak_tcache_count(th, cls), bs = hak_class_size(cls);
+        if (n == 0)
+            continue;
+        if (cls < HAK_STATS_CLASSES_MAX)
+            n = n < st->classes[cls].live_blocks ? n : st->classes[cls].live_blocks;
+        n = n < st->live_blocks ? n : st->live_blocks;
+        st->live_blocks -= n;
+        st->live_bytes -= n * bs;
+        st->cached_bytes += n * bs;
+        if (cls < HAK_STATS_CLASSES_MAX)
+            st->classes[cls].live_blocks -= n;
+    }
+}
+
 static void add_heap_locked(hak_stats_t *st, hak_heap_t *heap) {
-    for (hak_theap_t *th = heap->theaps; th != NULL; th = th->next)
+    for (hak_theap_t *th = heap->theaps; th != NULL; th = th->next) {
         for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = ss->next)
             add_superslab(st, ss);
+        sub_tcache(st, th);
+    }
     for (hak_superslab_t *ss = heap->abandoned; ss != NULL; ss = ss->next)
         add_superslab(st, ss);
     for (hak_large_t *h = heap->large; h != NULL; h = h->next) {

@@ -7,6 +7,7 @@
 #include "common/meta.h"
 #include "pool/pool.h"
 #include "tiny/slab_list.h"
+#include "tiny/tcache.h"
 
 static bool span_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s);
 
@@ -83,6 +84,7 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
         hak_heap_settle_abandoned_locked(th->heap);
         hak_unlock(&th->heap->lock);
         hak_theap_collect_remote(th);
+        hak_tcache_flush(th); /* cached blocks may pin spans that are otherwise empty */
         if (!hak_heap_charge(th->heap, charge)) {
             errno = ENOMEM;
             return NULL;
@@ -169,7 +171,7 @@ void hak_theap_collect_remote(hak_theap_t *th) {
             unsigned i = (unsigned)__builtin_ctz(m);
             m &= m - 1;
             hak_slab_t *s = &ss->slabs[i];
-            if (s->span_slabs == 0 || s->back != 0)
+            if (s->span_slabs == 0 || ss->span_back[i] != 0)
                 continue; /* stale notification: the span was freed or re-carved meanwhile */
             if (span_settle(th, ss, s))
                 break;
@@ -204,6 +206,7 @@ hak_theap_t *hak_theap_create(hak_heap_t *heap) {
         return NULL;
     for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
         th->direct[c] = &hak_slab_empty;
+    hak_tcache_init(th);
     th->heap = heap;
     th->tid = hak_thread_id();
     hak_lock(&heap->lock);
@@ -227,6 +230,7 @@ static void theap_unlink_locked(hak_theap_t *th) {
 
 void hak_theap_abandon_locked(hak_theap_t *th) {
     hak_heap_t *heap = th->heap;
+    hak_tcache_flush(th);
     for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
         th->direct[c] = &hak_slab_empty; /* lets span_settle retire every empty span */
     hak_superslab_t *next;
@@ -281,6 +285,7 @@ void hak_heap_settle_abandoned_locked(hak_heap_t *heap) {
 }
 
 void hak_theap_release_empty(hak_theap_t *th) {
+    hak_tcache_flush(th);
     hak_superslab_t *next;
     for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = next) {
         next = ss->next;

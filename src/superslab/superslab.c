@@ -54,7 +54,7 @@ hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsign
     hak_slab_t *s = &ss->slabs[i];
     size_t bytes = hak_span_bytes(i, n);
     for (unsigned k = 1; k < n; k++)
-        hak_store_relaxed(&ss->slabs[i + k].back, (uint8_t)k);
+        hak_store_relaxed(&ss->span_back[i + k], (uint8_t)k);
     s->free = NULL;
     s->local_free = NULL;
     s->next = s->prev = NULL;
@@ -63,7 +63,7 @@ hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsign
     hak_store_relaxed(&s->remote_pending, 0);
     hak_store_relaxed(&s->flags, 0);
     hak_store_relaxed(&s->cls, (uint8_t)cls);
-    hak_store_relaxed(&s->back, 0);
+    hak_store_relaxed(&ss->span_back[i], 0);
     hak_store_relaxed(&s->span_slabs, (uint8_t)n);
     hak_store_relaxed(&s->block_size, (uint32_t)block_size);
     hak_store_relaxed(&s->capacity, 0);
@@ -81,7 +81,7 @@ void hak_ss_span_release(hak_superslab_t *ss, hak_slab_t *s) {
     unsigned i = hak_slab_index(ss, s), n = s->span_slabs;
     for (unsigned k = 0; k < n; k++) {
         hak_slab_t *d = &ss->slabs[i + k];
-        hak_store_relaxed(&d->back, 0);
+        hak_store_relaxed(&ss->span_back[i + k], 0);
         hak_store_relaxed(&d->span_slabs, 0);
         hak_store_relaxed(&d->block_size, 0);
         hak_store_relaxed(&d->capacity, 0);
@@ -153,6 +153,7 @@ static void header_reset(hak_superslab_t *ss) {
      * destroyed with live blocks) need clearing, which keeps create/destroy cycles cheap. */
     for (uint32_t used = ~ss->free_mask; used != 0; used &= used - 1)
         memset(&ss->slabs[__builtin_ctz(used)], 0, sizeof ss->slabs[0]);
+    memset(ss->span_back, 0, sizeof ss->span_back);
     ss->free_mask = HAK_SS_ALL_FREE;
     ss->purged_mask = 0;
     ss->idle_mask = 0;

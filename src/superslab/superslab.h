@@ -39,7 +39,7 @@ typedef struct hak_slab_s {
     uint32_t used;           /* blocks handed out and not collected back (owner writes, relaxed) */
     uint8_t flags;           /* hak_slab_flags (owner writes, relaxed) */
     uint8_t cls;             /* size class */
-    uint8_t back;            /* descriptor index minus its span's first index (0 for the first) */
+    uint8_t pad_;            /* (the span offset of a slab lives in the SuperSlab's span_back) */
     uint8_t span_slabs;      /* slabs in the span; 0 = free slab */
     uint32_t block_size;
     uint32_t capacity;       /* blocks carved into lists so far (lazy extension) */
@@ -53,8 +53,12 @@ typedef struct hak_slab_s {
                                                neighbouring slabs do not share cache lines */
 
 typedef struct hak_superslab_s {
+    /* The first cache line holds what every free reads. */
     uintptr_t owner_tid; /* thread id of the owner, 0 when abandoned or cached (atomic access) */
     struct hak_theap_s *owner;
+    /* Per slab: its index minus its span's first index (0 for the first and for free slabs). Kept here,
+     * not in the descriptors, so a free into a multi-slab span reads one descriptor, not two. */
+    uint8_t span_back[HAK_SLABS_PER_SS];
     struct hak_heap_s *heap; /* owning heap, NULL while cached (atomic access) */
     struct hak_superslab_s *next, *prev;
     uint32_t free_mask;   /* bit i set = slab i is free (owner writes, relaxed) */
@@ -79,8 +83,8 @@ static inline hak_superslab_t *hak_ss_of(const void *p) { return (hak_superslab_
 
 /* Descriptor of the span that holds p (p must be inside a SuperSlab). */
 static inline hak_slab_t *hak_slab_of(hak_superslab_t *ss, const void *p) {
-    hak_slab_t *s = &ss->slabs[((uintptr_t)p - (uintptr_t)ss) >> HAK_SLAB_SHIFT];
-    return s - hak_load_relaxed(&s->back);
+    uintptr_t i = ((uintptr_t)p - (uintptr_t)ss) >> HAK_SLAB_SHIFT;
+    return &ss->slabs[i - hak_load_relaxed(&ss->span_back[i])];
 }
 
 static inline unsigned hak_slab_index(hak_superslab_t *ss, hak_slab_t *s) {

@@ -27,23 +27,35 @@ static hak_block_t *slab_block_of(hak_slab_t *s, const void *p, bool report) {
     return (hak_block_t *)(start + off);
 }
 
+void hak_slab_free_local(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, hak_block_t *b) {
+    b->next = s->local_free;
+    s->local_free = b;
+    hak_store_relaxed(&s->used, s->used - 1);
+    hak_slab_free_settle(th, ss, s);
+}
+
+void hak_slab_free_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {
+    if (s->flags & HAK_SLAB_FULL)
+        hak_slab_unfull(th, s);
+    if (s->used == 0 && th->direct[s->cls] != s)
+        hak_theap_span_free(th, ss, s);
+}
+
+void hak_slab_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, hak_block_t *b) {
+    if (b == s->local_free || b == s->free || b == th->tc_head[s->cls]) {
+        hak_report_invalid("double free", b);
+        return;
+    }
+    if (!hak_tcache_push(th, s->cls, b))
+        hak_slab_free_local(th, ss, s, b);
+}
+
 void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p) {
     hak_block_t *b = slab_block_of(s, p, true);
     if (b == NULL)
         return;
     if (__atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id()) {
-        if (b == s->local_free || b == s->free) {
-            hak_report_invalid("double free", p);
-            return;
-        }
-        b->next = s->local_free;
-        s->local_free = b;
-        hak_store_relaxed(&s->used, s->used - 1);
-        hak_theap_t *th = ss->owner;
-        if (s->flags & HAK_SLAB_FULL)
-            hak_slab_unfull(th, s);
-        if (s->used == 0 && th->direct[s->cls] != s)
-            hak_theap_span_free(th, ss, s);
+        hak_slab_free_owner(ss->owner, ss, s, b);
         return;
     }
     /* Another thread's slab (or an abandoned one): one CAS. The first block of a batch also flags the

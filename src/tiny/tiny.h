@@ -8,15 +8,25 @@
 #include "heap/theap.h"
 #include "superslab/superslab.h"
 #include "tiny/size_class.h"
+#include "tiny/tcache.h"
 
 /* Slow paths (tiny/alloc_slow.c, tiny/free_slow.c). */
 void *hak_slab_alloc_slow(hak_theap_t *th, unsigned cls);
 void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p);
+/* Returns block b of span s to its lists (owner thread, b already validated). */
+void hak_slab_free_local(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, hak_block_t *b);
+/* After an owner free into s: a full span becomes available again, an empty one is retired. */
+void hak_slab_free_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s);
+/* Owner free of a validated block that the thread cache did not take (full, no cache, or a double free). */
+void hak_slab_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, hak_block_t *b);
 
 static inline void *hak_slab_alloc(hak_theap_t *th, size_t size) {
     unsigned cls = hak_size_class(size);
+    hak_block_t *b = hak_tcache_pop(th, cls);
+    if (hak_likely(b != NULL))
+        return b;
     hak_slab_t *s = th->direct[cls];
-    hak_block_t *b = s->free;
+    b = s->free;
     if (hak_unlikely(b == NULL)) {
         /* The owner's own frees are the usual refill: take them without leaving the fast path. */
         b = s->local_free;
@@ -32,18 +42,23 @@ static inline void *hak_slab_alloc(hak_theap_t *th, size_t size) {
 /* Frees p, which lies in SuperSlab ss. Invalid pointers (not a block start of a live span) are reported. */
 static inline void hak_slab_free(hak_superslab_t *ss, void *p) {
     hak_slab_t *s = hak_slab_of(ss, p);
+    __asm__("" : "+r"(s)); /* one register for s: otherwise GCC rebuilds its address for the later fields */
     uintptr_t off = (uintptr_t)p - (uintptr_t)hak_load_relaxed(&s->start);
     uint64_t idx = hak_slab_block_index(s, off);
     if (hak_likely(idx * hak_load_relaxed(&s->block_size) == off && idx < hak_load_relaxed(&s->capacity) &&
-                   __atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id() && s->flags == 0 &&
-                   (hak_block_t *)p != s->local_free)) {
+                   __atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id())) {
         hak_block_t *b = p;
-        b->next = s->local_free;
-        s->local_free = b;
-        uint32_t used = s->used - 1;
-        hak_store_relaxed(&s->used, used);
-        if (hak_unlikely(used == 0) && ss->owner->direct[s->cls] != s)
-            hak_theap_span_free(ss->owner, ss, s); /* the current slab of its class stays: no thrash */
+        hak_theap_t *th = ss->owner;
+        unsigned cls = s->cls;
+        hak_block_t *top = th->tc_head[cls];
+        /* an immediate double free finds b on top of the cache or of the local list: the slow path reports */
+        if (hak_likely(th->tc_room[cls] != 0 && b != top && b != s->local_free)) {
+            b->next = top;
+            th->tc_head[cls] = b;
+            hak_tcache_room_add(&th->tc_room[cls], (uintptr_t)-1);
+            return;
+        }
+        hak_slab_free_owner(th, ss, s, b);
         return;
     }
     hak_slab_free_generic(ss, s, p);

@@ -1,0 +1,45 @@
+/* Thread cache: its per-class limits, and the flush that returns cached blocks to their spans. */
+#include "tiny/tcache.h"
+
+#include "tiny/tiny.h"
+
+/* Tiny classes keep up to 64 blocks, and at most 64 KiB of them (but at least 16 blocks). A free and an
+ * allocation in random order move the count like a random walk; with room for C blocks about one operation
+ * in C reaches the spans. Pool classes have no cache: their blocks are big and each one would pin a span. */
+#define TC_BYTES 65536u
+#define TC(b) ((TC_BYTES / (b)) > 64u ? 64u : (TC_BYTES / (b)) < 16u ? 16u : (TC_BYTES / (b)))
+#define TCQ(b) TC((b) + (b) / 4), TC((b) + (b) / 2), TC((b) + 3 * (b) / 4), TC(2 * (b))
+const uint16_t hak_tcache_limit[HAK_CLASS_COUNT] = {
+    TC(16),  TC(32),   TC(48),   TC(64),   TC(80),    TC(96),    TC(112),
+    TC(128), TCQ(128), TCQ(256), TCQ(512), TCQ(1024), TCQ(2048), TCQ(4096),
+};
+
+void hak_tcache_init(hak_theap_t *th) {
+    for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+        th->tc_head[c] = NULL;
+        hak_store_relaxed(&th->tc_room[c], (uintptr_t)hak_tcache_limit[c]);
+    }
+}
+
+void hak_tcache_flush(hak_theap_t *th) {
+    for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+        hak_block_t *b = th->tc_head[c];
+        if (b == NULL)
+            continue;
+        th->tc_head[c] = NULL;
+        hak_store_relaxed(&th->tc_room[c], (uintptr_t)hak_tcache_limit[c]);
+        while (b != NULL) {
+            hak_block_t *next = b->next;
+            hak_superslab_t *ss = hak_ss_of(b);
+            hak_slab_t *s = hak_slab_of(ss, b);
+            /* the owner free's slab push, with the list work only when the span changes state */
+            b->next = s->local_free;
+            s->local_free = b;
+            uint32_t used = s->used - 1;
+            hak_store_relaxed(&s->used, used);
+            if (hak_unlikely(used == 0 || (s->flags & HAK_SLAB_FULL)))
+                hak_slab_free_settle(th, ss, s);
+            b = next;
+        }
+    }
+}
