@@ -10,13 +10,13 @@
  *
  * Resident budget: each entry knows the prefix of its pages that may be resident ("dirty"; the rest is zero
  * and costs no memory). Cached dirty bytes are kept only while live + dirty stays under the high-water mark
- * of live, where live = the resident bytes of live large blocks (the callers report them). Past that (by
- * more than a chunk, so that purges come in batches), the oldest entries' pages are purged down to the mark
- * (the address space stays cached; an entry's first page, which holds the entry, stays). So the cache never
- * raises peak RSS above the program's own peak of live large blocks, yet serves the next blocks without page
- * faults while live is below that peak. A block handed out whose tail would fault in fresh pages gets the
- * dirty chunks of other entries moved into that tail instead (mremap, no copy), so cached pages are reused,
- * not purged. */
+ * of live plus an eighth, where live = the resident bytes of live large blocks (the callers report them).
+ * Past that (by more than a chunk, so that purges come in batches), the oldest entries' pages are purged
+ * down to the budget (the address space stays cached; an entry's first page, which holds the entry, stays).
+ * So the cache keeps peak RSS near the program's own peak of live large blocks, yet serves the next blocks
+ * without page faults. An exact-size hit takes, among a few entries of that size, the one whose resident
+ * prefix fits the block best; a block whose tail would fault in fresh pages gets the dirty chunks of other
+ * entries moved into that tail instead (mremap, no copy), so cached pages are reused, not purged. */
 #ifndef HAKMEM_BIGCACHE_BIGCACHE_H
 #define HAKMEM_BIGCACHE_BIGCACHE_H
 
@@ -25,8 +25,8 @@
 #include <stdint.h>
 
 /* A cached mapping of exactly `need` bytes (a multiple of 2 MiB, 2 MiB aligned), whose pages past *dirty
- * are zero; NULL on a miss. */
-void *hak_bigcache_take(size_t need, size_t *dirty);
+ * are zero, for a block that will use its first `used` bytes; NULL on a miss. */
+void *hak_bigcache_take(size_t need, size_t used, size_t *dirty);
 /* Keeps a free mapping (2 MiB aligned, whole chunks) whose pages past `dirty` are zero; false if it is
  * larger than the cache bound (the caller unmaps it). Once merged with cached neighbours, a mapping over the
  * bound is unmapped here. */

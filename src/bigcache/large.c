@@ -106,7 +106,7 @@ void *hak_large_alloc(hak_heap_t *heap, size_t size, size_t align, bool zero) {
     }
     size_t map_size = align < HAK_CHUNK_SIZE ? hak_align_up(need, HAK_CHUNK_SIZE) : need;
     size_t dirty = 0;
-    uint8_t *base = align < HAK_CHUNK_SIZE ? hak_bigcache_take(map_size, &dirty) : NULL;
+    uint8_t *base = align < HAK_CHUNK_SIZE ? hak_bigcache_take(map_size, need, &dirty) : NULL;
     if (base != NULL) {
         if (zero && dirty > offset)
             memset(base + offset, 0, (dirty < need ? dirty : need) - offset); /* the rest is still zero */

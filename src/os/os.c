@@ -57,10 +57,7 @@ void hak_os_unmap(void *p, size_t size) {
         munmap(p, size);
 }
 
-void hak_os_purge(void *p, size_t size) {
-    if (size != 0)
-        madvise(p, size, MADV_DONTNEED);
-}
+bool hak_os_purge(void *p, size_t size) { return size == 0 || madvise(p, size, MADV_DONTNEED) == 0; }
 
 bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size) {
     if (new_size < old_size) {

@@ -16,8 +16,9 @@ void *hak_os_map(size_t size);
 /* Like hak_os_map but the result is aligned to `align` (a power of two >= page). */
 void *hak_os_map_aligned(size_t size, size_t align);
 void hak_os_unmap(void *p, size_t size);
-/* Give the pages back to the OS; the range stays mapped and reads back as zero. */
-void hak_os_purge(void *p, size_t size);
+/* Give the pages back to the OS; the range stays mapped and reads back as zero. False if the kernel refused
+ * (the pages then keep their contents). */
+bool hak_os_purge(void *p, size_t size);
 /* Resize a mapping in place; returns false if the space after it is taken. */
 bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 /* Move a mapping to `dst` (a reserved, suitably aligned range of new_size bytes) without copying. Fails
