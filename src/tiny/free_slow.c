@@ -46,8 +46,16 @@ void hak_slab_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, ha
         hak_report_invalid("double free", b);
         return;
     }
-    if (!hak_tcache_push(th, s->cls, b))
-        hak_slab_free_local(th, ss, s, b);
+    if (hak_tcache_push(th, s->cls, b))
+        return;
+    /* A full cache (a burst of frees): straight to the span, in line, since bursts send every free here;
+     * returning cached blocks instead would touch each cold block and descriptor a second time. */
+    b->next = s->local_free;
+    s->local_free = b;
+    uint32_t used = s->used - 1;
+    hak_store_relaxed(&s->used, used);
+    if (hak_unlikely(used == 0 || (s->flags & HAK_SLAB_FULL)))
+        hak_slab_free_settle(th, ss, s);
 }
 
 void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p) {
