@@ -52,10 +52,20 @@ static inline void hak_slab_free(hak_superslab_t *ss, void *p) {
         unsigned cls = s->cls;
         hak_block_t *top = th->tc_head[cls];
         /* an immediate double free finds b on top of the cache or of the local list: the slow path reports */
-        if (hak_likely(th->tc_room[cls] != 0 && b != top && b != s->local_free)) {
-            b->next = top;
-            th->tc_head[cls] = b;
-            hak_tcache_room_add(&th->tc_room[cls], (uintptr_t)-1);
+        if (hak_likely(b != top && b != s->local_free)) {
+            if (hak_likely(th->tc_room[cls] != 0)) {
+                b->next = top;
+                th->tc_head[cls] = b;
+                hak_tcache_room_add(&th->tc_room[cls], (uintptr_t)-1);
+                return;
+            }
+            /* Full cache (a burst of frees, where most frees land here): to the span's local list. */
+            b->next = hak_load_relaxed(&s->local_free); /* reloaded: keeps the cached case one compare */
+            s->local_free = b;
+            uint32_t used = s->used - 1;
+            hak_store_relaxed(&s->used, used);
+            if (hak_unlikely(used == 0 || (s->flags & HAK_SLAB_FULL)))
+                hak_slab_free_settle(th, ss, s);
             return;
         }
         hak_slab_free_owner(th, ss, s, b);
