@@ -21,6 +21,28 @@ void hak_tcache_init(hak_theap_t *th) {
     }
 }
 
+/* Returns a list of cached blocks to their spans. Consecutive blocks of one span (the usual case: a thread's
+ * blocks of a class come from few spans) go back as one run, with one update of the span's list and count. */
+static void tcache_release(hak_theap_t *th, hak_block_t *b) {
+    while (b != NULL) {
+        hak_superslab_t *ss = hak_ss_of(b);
+        hak_slab_t *s = hak_slab_of(ss, b);
+        uintptr_t start = (uintptr_t)s->start, carved = (uintptr_t)s->capacity * s->block_size;
+        hak_block_t *first = b, *last = b;
+        uint32_t n = 1;
+        for (b = b->next; b != NULL && (uintptr_t)b - start < carved; b = b->next) {
+            last = b;
+            n++;
+        }
+        last->next = s->local_free;
+        s->local_free = first;
+        uint32_t used = s->used - n;
+        hak_store_relaxed(&s->used, used);
+        if (hak_unlikely(used == 0 || (s->flags & HAK_SLAB_FULL)))
+            hak_slab_free_settle(th, ss, s);
+    }
+}
+
 void hak_tcache_flush(hak_theap_t *th) {
     for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
         hak_block_t *b = th->tc_head[c];
@@ -28,18 +50,6 @@ void hak_tcache_flush(hak_theap_t *th) {
             continue;
         th->tc_head[c] = NULL;
         hak_store_relaxed(&th->tc_room[c], (uintptr_t)hak_tcache_limit[c]);
-        while (b != NULL) {
-            hak_block_t *next = b->next;
-            hak_superslab_t *ss = hak_ss_of(b);
-            hak_slab_t *s = hak_slab_of(ss, b);
-            /* the owner free's slab push, with the list work only when the span changes state */
-            b->next = s->local_free;
-            s->local_free = b;
-            uint32_t used = s->used - 1;
-            hak_store_relaxed(&s->used, used);
-            if (hak_unlikely(used == 0 || (s->flags & HAK_SLAB_FULL)))
-                hak_slab_free_settle(th, ss, s);
-            b = next;
-        }
+        tcache_release(th, b);
     }
 }
