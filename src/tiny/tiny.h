@@ -59,14 +59,17 @@ static inline void hak_slab_free(hak_superslab_t *ss, void *p) {
                 hak_tcache_room_add(&th->tc_room[cls], (uintptr_t)-1);
                 return;
             }
-            /* Full cache (a burst of frees, where most frees land here): to the span's local list. */
-            b->next = hak_load_relaxed(&s->local_free); /* reloaded: keeps the cached case one compare */
-            s->local_free = b;
-            uint32_t used = s->used - 1;
-            hak_store_relaxed(&s->used, used);
-            if (hak_unlikely(used == 0 || (s->flags & HAK_SLAB_FULL)))
-                hak_slab_free_settle(th, ss, s);
-            return;
+            /* Full cache (a burst of frees, where most frees land here): to the span's local list, with the
+             * slow path's check against the top of `free` as well. */
+            if (hak_likely(b != s->free)) {
+                b->next = hak_load_relaxed(&s->local_free); /* reloaded: keeps the cached case one compare */
+                s->local_free = b;
+                uint32_t used = s->used - 1;
+                hak_store_relaxed(&s->used, used);
+                if (hak_unlikely(used == 0 || (s->flags & HAK_SLAB_FULL)))
+                    hak_slab_free_settle(th, ss, s);
+                return;
+            }
         }
         hak_slab_free_owner(th, ss, s, b);
         return;
