@@ -23,13 +23,15 @@ static hak_lock_t cache_lock = HAK_LOCK_INIT;
 static hak_size_table_t table; /* chunk count -> chain of entries of that size */
 static entry_t *newest, *oldest;
 static size_t cached_bytes, cached_entries;
-/* The resident budget: cached dirty bytes are kept only while live + dirty stays under the high-water mark
- * of live (resident bytes of live large blocks), so the cache never raises peak RSS above what the program's
- * own peak of live large blocks needs. */
+/* The resident budget (see budget_locked): live = resident bytes of live large blocks, as reported; its
+ * high-water mark bounds live + cached dirty bytes. */
 static size_t cached_dirty, live_bytes, live_peak;
 static uint64_t stat_hits, stat_misses, stat_purged, stat_trimmed, stat_gathered, stat_move_failures;
 
 static uint64_t chunks_of(size_t size) { return size >> HAK_CHUNK_SHIFT; }
+
+/* The dirty prefix of what lies `off` bytes into a range resident up to `dirty`. */
+static size_t dirty_past(size_t dirty, size_t off) { return dirty > off ? dirty - off : 0; }
 
 static void unlink_entry(entry_t *e) {
     hak_size_slot_t *slot = hak_size_table_find(&table, chunks_of(e->size));
@@ -87,6 +89,16 @@ static bool link_entry(void *base, size_t size, size_t dirty, uint64_t since) {
     return true;
 }
 
+/* Keeps the first `keep` bytes of [base, base+size), resident up to *dirty, and caches the rest; false
+ * (nothing split) if the table cannot grow. */
+static bool split_locked(uint8_t *base, size_t size, size_t keep, size_t *dirty, uint64_t now) {
+    if (!link_entry(base + keep, size - keep, dirty_past(*dirty, keep), now))
+        return false;
+    if (*dirty > keep)
+        *dirty = keep;
+    return true;
+}
+
 /* Merges the cached entries that follow [base, base+size), resident up to *dirty, until the mapping reaches
  * `want` bytes; a surplus beyond `want` goes back to the cache. Returns the new size and updates *dirty. */
 static size_t absorb_locked(uint8_t *base, size_t size, size_t *dirty, size_t want, uint64_t now) {
@@ -96,12 +108,8 @@ static size_t absorb_locked(uint8_t *base, size_t size, size_t *dirty, size_t wa
         *dirty = size + n->dirty; /* n's header page is dirty, so the prefix now reaches into n */
         size += n->size;
     }
-    if (size > want && want != SIZE_MAX &&
-        link_entry(base + want, size - want, *dirty > want ? *dirty - want : 0, now)) {
+    if (size > want && want != SIZE_MAX && split_locked(base, size, want, dirty, now))
         size = want;
-        if (*dirty > want)
-            *dirty = want;
-    }
     return size;
 }
 
@@ -311,8 +319,7 @@ static bool gather(uint8_t *base, size_t need, size_t *dirty) {
         }
         if (moved < size) { /* the rest of the donor stays cached */
             hak_lock(&cache_lock);
-            bool kept =
-                link_entry(src + moved, size - moved, edirty > moved ? edirty - moved : 0, hak_os_now_ms());
+            bool kept = link_entry(src + moved, size - moved, dirty_past(edirty, moved), hak_os_now_ms());
             hak_unlock(&cache_lock);
             if (!kept)
                 hak_os_unmap(src + moved, size - moved);
@@ -340,7 +347,7 @@ static uint8_t *grow(uint8_t *base, size_t have, size_t need, size_t dirty) {
     }
     size_t k = hak_align_up(dirty, HAK_CHUNK_SIZE) < have ? hak_align_up(dirty, HAK_CHUNK_SIZE) : have;
     size_t moved = move_chunks(base, dst, k);
-    keep_or_unmap(base + moved, have - moved, dirty > moved ? dirty - moved : 0);
+    keep_or_unmap(base + moved, have - moved, dirty_past(dirty, moved));
     if (moved < k) {
         give_up_block(dst, need, moved);
         return NULL;
@@ -359,14 +366,10 @@ void *hak_bigcache_take(size_t need, size_t used, size_t *dirty) {
         unlink_entry(e);
         have = e->size;
         *dirty = e->dirty;
-        if (have > need &&
-            link_entry((uint8_t *)e + need, have - need, *dirty > need ? *dirty - need : 0, now)) {
-            have = need; /* split: the rest stays cached */
-            if (*dirty > need)
-                *dirty = need;
-        } else if (have < need) {
+        if (have > need && split_locked((uint8_t *)e, have, need, dirty, now))
+            have = need; /* the rest stays cached */
+        else if (have < need)
             have = absorb_locked((uint8_t *)e, have, dirty, need, now);
-        }
         stat_hits++;
     } else {
         stat_misses++;

@@ -171,14 +171,10 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
     if (need <= old_map) {
         /* Within the mapping: no system call. Whole chunks no longer needed go to the BigCache. */
         set_size(h, new_map, need - offset);
-        size_t resident = h->resident;
-        if (new_map < old_map) {
-            set_resident(h, new_map < resident ? new_map : resident);
-            size_t tail_dirty = resident > new_map ? resident - new_map : 0;
-            if (!hak_bigcache_put(h->map_base + new_map, old_map - new_map, tail_dirty))
-                hak_os_unmap(h->map_base + new_map, old_map - new_map);
-        }
-        set_resident(h, max_size(h->resident, need));
+        size_t resident = h->resident, kept = resident < new_map ? resident : new_map;
+        set_resident(h, max_size(kept, need));
+        if (new_map < old_map && !hak_bigcache_put(h->map_base + new_map, old_map - new_map, resident - kept))
+            hak_os_unmap(h->map_base + new_map, old_map - new_map);
         if (need < old_need)
             hak_heap_uncharge(h->heap, old_need - need);
         return h->block;

@@ -27,13 +27,6 @@ static hak_block_t *slab_block_of(hak_slab_t *s, const void *p, bool report) {
     return (hak_block_t *)(start + off);
 }
 
-void hak_slab_free_local(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, hak_block_t *b) {
-    b->next = s->local_free;
-    s->local_free = b;
-    hak_store_relaxed(&s->used, s->used - 1);
-    hak_slab_free_settle(th, ss, s);
-}
-
 void hak_slab_free_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {
     if (s->flags & HAK_SLAB_FULL)
         hak_slab_unfull(th, s);
@@ -50,12 +43,7 @@ void hak_slab_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, ha
         return;
     /* A full cache (a burst of frees): straight to the span, in line, since bursts send every free here;
      * returning cached blocks instead would touch each cold block and descriptor a second time. */
-    b->next = s->local_free;
-    s->local_free = b;
-    uint32_t used = s->used - 1;
-    hak_store_relaxed(&s->used, used);
-    if (hak_unlikely(used == 0 || (s->flags & HAK_SLAB_FULL)))
-        hak_slab_free_settle(th, ss, s);
+    hak_slab_push_local(th, ss, s, b, b, 1);
 }
 
 void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p) {

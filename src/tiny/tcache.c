@@ -34,12 +34,7 @@ static void tcache_release(hak_theap_t *th, hak_block_t *b) {
             last = b;
             n++;
         }
-        last->next = s->local_free;
-        s->local_free = first;
-        uint32_t used = s->used - n;
-        hak_store_relaxed(&s->used, used);
-        if (hak_unlikely(used == 0 || (s->flags & HAK_SLAB_FULL)))
-            hak_slab_free_settle(th, ss, s);
+        hak_slab_push_local(th, ss, s, first, last, n);
     }
 }
 

@@ -1,5 +1,6 @@
-/* Fast paths for every block served from slabs (tiny and pool classes): pop from the current slab of the
- * thread heap, push to the slab's local list on an owner free. Everything else is in the slow paths. */
+/* Fast paths for every block served from slabs (tiny and pool classes): pop from the thread cache, else from
+ * the current slab of the thread heap; an owner free pushes onto the thread cache, else (full, or a pool
+ * class) onto the slab's local list. Everything else is in the slow paths. */
 #ifndef HAKMEM_TINY_TINY_H
 #define HAKMEM_TINY_TINY_H
 
@@ -13,12 +14,23 @@
 /* Slow paths (tiny/alloc_slow.c, tiny/free_slow.c). */
 void *hak_slab_alloc_slow(hak_theap_t *th, unsigned cls);
 void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p);
-/* Returns block b of span s to its lists (owner thread, b already validated). */
-void hak_slab_free_local(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, hak_block_t *b);
 /* After an owner free into s: a full span becomes available again, an empty one is retired. */
 void hak_slab_free_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s);
 /* Owner free of a validated block that the thread cache did not take (full, no cache, or a double free). */
 void hak_slab_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, hak_block_t *b);
+
+/* Owner thread: pushes the linked run first..last (n blocks of span s) onto the span's local list; the list
+ * work happens only when the span changes state (it was full, or is now empty). */
+static inline void hak_slab_push_local(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s,
+                                       hak_block_t *first, hak_block_t *last, uint32_t n) {
+    last->next =
+        hak_load_relaxed(&s->local_free); /* reloaded: keeps the fast path's cached case one compare */
+    s->local_free = first;
+    uint32_t used = s->used - n;
+    hak_store_relaxed(&s->used, used);
+    if (hak_unlikely(used == 0 || (s->flags & HAK_SLAB_FULL)))
+        hak_slab_free_settle(th, ss, s);
+}
 
 static inline void *hak_slab_alloc(hak_theap_t *th, size_t size) {
     unsigned cls = hak_size_class(size);
@@ -62,12 +74,7 @@ static inline void hak_slab_free(hak_superslab_t *ss, void *p) {
             /* Full cache (a burst of frees, where most frees land here): to the span's local list, with the
              * slow path's check against the top of `free` as well. */
             if (hak_likely(b != s->free)) {
-                b->next = hak_load_relaxed(&s->local_free); /* reloaded: keeps the cached case one compare */
-                s->local_free = b;
-                uint32_t used = s->used - 1;
-                hak_store_relaxed(&s->used, used);
-                if (hak_unlikely(used == 0 || (s->flags & HAK_SLAB_FULL)))
-                    hak_slab_free_settle(th, ss, s);
+                hak_slab_push_local(th, ss, s, b, b, 1);
                 return;
             }
         }
