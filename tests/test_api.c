@@ -182,6 +182,16 @@ static void test_usable_size_writable(void **state) {
     }
 }
 
+/* Continues the fill pattern of p (tag) over bytes [from, to) (nothing if to <= from). */
+static void extend_pattern(unsigned char *p, size_t from, size_t to, uint64_t tag) {
+    if (to <= from) return;
+    unsigned char *tmp = malloc(to);
+    assert_non_null(tmp);
+    tu_fill(tmp, to, tag);
+    memcpy(p + from, tmp + from, to - from);
+    free(tmp);
+}
+
 /* realloc growth 1 B -> 4 MiB and back, through tiny, pool and large, keeps content. */
 static void test_realloc_walk(void **state) {
     (void)state;
@@ -202,12 +212,7 @@ static void test_realloc_walk(void **state) {
         size_t bad = tu_check(q, keep, tag);
         if (bad != (size_t)-1) fail_msg("grow %zu -> %zu: byte %zu lost", cur, n, bad);
         assert_ptr_equal(hak_heap_of(q), hak_heap_default());
-        /* extend the pattern over the new part */
-        unsigned char *tmp = malloc(n);
-        assert_non_null(tmp);
-        tu_fill(tmp, n, tag);
-        memcpy(q + keep, tmp + keep, n - keep);
-        free(tmp);
+        extend_pattern(q, keep, n, tag);
         p = q;
         cur = n;
     }
@@ -218,13 +223,7 @@ static void test_realloc_walk(void **state) {
         if (hak_usable_size(q) < n) fail_msg("usable %zu < %zu after realloc", hak_usable_size(q), n);
         size_t bad = tu_check(q, n < cur ? n : cur, tag);
         if (bad != (size_t)-1) fail_msg("shrink %zu -> %zu: byte %zu lost", cur, n, bad);
-        if (n > cur) {
-            unsigned char *tmp = malloc(n);
-            assert_non_null(tmp);
-            tu_fill(tmp, n, tag);
-            memcpy(q + cur, tmp + cur, n - cur);
-            free(tmp);
-        }
+        extend_pattern(q, cur, n, tag);
         p = q;
         cur = n;
     }

@@ -96,16 +96,21 @@ static void test_waste_under_25_percent(void **state) {
     assert_true(worst > 0.20);
 }
 
+/* hak_alloc(n), checked to have exactly the class size of n as usable size. */
+static void *alloc_of_class_size(size_t n) {
+    void *p = hak_alloc(n);
+    assert_non_null(p);
+    size_t u = hak_usable_size(p);
+    size_t cs = hak_class_size(hak_size_class(n));
+    if (u != cs) fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu, class size %zu", n, u, cs);
+    return p;
+}
+
 /* hak_usable_size(hak_alloc(n)) is the class size of n for every tiny size. */
 static void test_usable_size_tiny(void **state) {
     (void)state;
     for (size_t n = 1; n <= HAK_TINY_MAX_SIZE; n++) {
-        void *p = hak_alloc(n);
-        assert_non_null(p);
-        size_t u = hak_usable_size(p);
-        size_t cs = hak_class_size(hak_size_class(n));
-        if (u != cs) fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu, class size %zu", n, u, cs);
-        hak_free(p);
+        hak_free(alloc_of_class_size(n));
     }
 }
 
@@ -116,11 +121,7 @@ static void test_usable_size_tiny_live(void **state) {
     static void *ptr[N];
     for (size_t i = 0; i < N; i++) {
         size_t n = 1 + i * 7;
-        ptr[i] = hak_alloc(n);
-        assert_non_null(ptr[i]);
-        size_t u = hak_usable_size(ptr[i]);
-        size_t cs = hak_class_size(hak_size_class(n));
-        if (u != cs) fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu, class size %zu", n, u, cs);
+        ptr[i] = alloc_of_class_size(n);
     }
     for (size_t i = 0; i < N; i++) hak_free(ptr[i]);
 }
@@ -133,12 +134,7 @@ static void test_usable_size_pool(void **state) {
         for (int k = 0; k < 3; k++) {
             size_t m = sizes[k];
             if (m > HAK_SLAB_MAX_SIZE) continue;
-            void *p = hak_alloc(m);
-            assert_non_null(p);
-            size_t u = hak_usable_size(p);
-            size_t cs = hak_class_size(hak_size_class(m));
-            if (u != cs) fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu, class size %zu", m, u, cs);
-            hak_free(p);
+            hak_free(alloc_of_class_size(m));
         }
     }
 }

@@ -244,18 +244,26 @@ static void release(st_arg_t *a, void *p, uint64_t id) {
     atomic_fetch_add_explicit(a->frees, 1, memory_order_relaxed);
 }
 
+/* A new tracked block of a mixed size with a fresh id, counted; NULL (an error counted) if allocation failed. */
+static void *make(st_arg_t *a, tu_rng_t *rng, uint64_t *id) {
+    *id = atomic_fetch_add_explicit(a->next_id, 1, memory_order_relaxed);
+    void *p = hs_make(a->heap, hs_mixed_size(tu_next(rng)), *id);
+    if (p == NULL) {
+        atomic_fetch_add(a->errors, 1);
+        return NULL;
+    }
+    atomic_fetch_add_explicit(a->allocs, 1, memory_order_relaxed);
+    return p;
+}
+
 static void *producer(void *arg) {
     st_arg_t *a = arg;
     tu_rng_t rng;
     tu_seed(&rng, 1000 + (uint64_t)a->index);
     for (size_t i = 0; i < a->ops; i++) {
-        uint64_t id = atomic_fetch_add_explicit(a->next_id, 1, memory_order_relaxed);
-        void *p = hs_make(a->heap, hs_mixed_size(tu_next(&rng)), id);
-        if (p == NULL) {
-            atomic_fetch_add(a->errors, 1);
-            continue;
-        }
-        atomic_fetch_add_explicit(a->allocs, 1, memory_order_relaxed);
+        uint64_t id;
+        void *p = make(a, &rng, &id);
+        if (p == NULL) continue;
         if (tu_next(&rng) % 4 == 0) { /* some blocks live and die locally */
             release(a, p, id);
             continue;
@@ -293,13 +301,9 @@ static void *ephemeral(void *arg) {
     tu_rng_t rng;
     tu_seed(&rng, 3000 + (uint64_t)a->index);
     for (size_t i = 0; i < a->ops; i++) {
-        uint64_t id = atomic_fetch_add_explicit(a->next_id, 1, memory_order_relaxed);
-        void *p = hs_make(a->heap, hs_mixed_size(tu_next(&rng)), id);
-        if (p == NULL) {
-            atomic_fetch_add(a->errors, 1);
-            continue;
-        }
-        atomic_fetch_add_explicit(a->allocs, 1, memory_order_relaxed);
+        uint64_t id;
+        void *p = make(a, &rng, &id);
+        if (p == NULL) continue;
         while (!pool_push(a->pool, p, id)) sched_yield();
     }
     return NULL;
