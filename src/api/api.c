@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "api/error.h"
+#include "common/error.h"
 #include "bigcache/bigcache.h"
 #include "bigcache/large.h"
 #include "heap/heap.h"
@@ -30,13 +30,13 @@ static inline void *heap_alloc(hak_heap_t *heap, size_t size) {
         return NULL;
     }
     if (hak_likely(size <= HAK_SLAB_MAX_SIZE))
-        return hak_slab_alloc(th, size);
+        return hak_tiny_alloc(th, size);
     return alloc_large(heap, size, 0, false);
 }
 
 void *hak_alloc(size_t size) {
     if (hak_likely(size <= HAK_SLAB_MAX_SIZE))
-        return hak_slab_alloc(hak_tls_theap, size);
+        return hak_tiny_alloc(hak_tls_theap, size);
     return alloc_large(&hak_heap_main, size, 0, false);
 }
 
@@ -64,7 +64,7 @@ static hak_cold void free_not_slab(void *p, unsigned kind) {
 void hak_free(void *p) {
     unsigned kind = hak_region_kind(p);
     if (hak_likely(kind == HAK_REGION_SUPERSLAB)) {
-        hak_slab_free(hak_ss_of(p), p);
+        hak_tiny_free(hak_ss_of(p), p);
         return;
     }
     free_not_slab(p, kind);
@@ -73,7 +73,7 @@ void hak_free(void *p) {
 /* Usable size without reporting; 0 if p is not a live block. */
 static size_t usable_size_quiet(const void *p, unsigned kind) {
     if (kind == HAK_REGION_SUPERSLAB)
-        return hak_slab_usable_size(hak_ss_of(p), p);
+        return hak_tiny_usable_size(hak_ss_of(p), p);
     if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR) {
         hak_large_t *h = hak_large_of(p, kind);
         return h ? (size_t)(h->block + h->usable - (const uint8_t *)p) : 0;
@@ -150,9 +150,9 @@ static void *aligned_in(hak_heap_t *heap, size_t align, size_t size) {
         uint8_t *q = (uint8_t *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
         if (q != p) {
             hak_superslab_t *ss = hak_ss_of(p);
-            hak_slab_t *s = hak_slab_of(ss, p);
-            if (!(s->flags & HAK_SLAB_HAS_ALIGNED)) /* we own this slab: it served our thread heap */
-                hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SLAB_HAS_ALIGNED));
+            hak_span_t *s = hak_span_of(ss, p);
+            if (!(s->flags & HAK_SPAN_HAS_ALIGNED)) /* we own this slab: it served our thread heap */
+                hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SPAN_HAS_ALIGNED));
         }
         return q;
     }

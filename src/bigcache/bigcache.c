@@ -2,11 +2,11 @@
 
 #include <stdint.h>
 
-#include "api/options.h"
+#include "common/options.h"
 #include "bigcache/size_table.h"
 #include "common/lock.h"
 #include "os/os.h"
-#include "superslab/region_map.h"
+#include "common/region_map.h"
 
 /* The entry lives in the first bytes of the cached mapping itself; the region map marks its chunk CACHED. */
 typedef struct entry_s {

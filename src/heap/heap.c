@@ -5,14 +5,14 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "api/options.h"
+#include "common/options.h"
 #include "bigcache/bigcache.h"
 #include "bigcache/large.h"
 #include "common/meta.h"
 #include "heap/theap.h"
 #include "tiny/tcache.h"
 
-hak_theap_t hak_theap_empty = {.direct = {[0 ... HAK_CLASS_COUNT - 1] = &hak_slab_empty}};
+hak_theap_t hak_theap_empty = {.direct = {[0 ... HAK_CLASS_COUNT - 1] = &hak_span_empty}};
 hak_heap_t hak_heap_main = {.id = 0, .gen = 1, .name = "default", .lock = HAK_RECURSIVE_LOCK_INIT};
 
 __thread hak_theap_t *hak_tls_theap = &hak_theap_empty;

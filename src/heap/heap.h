@@ -22,9 +22,9 @@ typedef struct hak_theap_s {
      * Two arrays of words, so that both are indexed like direct[]. */
     hak_block_t *tc_head[HAK_CLASS_COUNT];
     uintptr_t tc_room[HAK_CLASS_COUNT];
-    hak_slab_t *direct[HAK_CLASS_COUNT]; /* current slab per class; &hak_slab_empty when none */
-    hak_slab_t *avail[HAK_CLASS_COUNT];  /* slabs with free blocks (or room to extend), direct first */
-    hak_slab_t *avail_tail[HAK_CLASS_COUNT];
+    hak_span_t *direct[HAK_CLASS_COUNT]; /* current slab per class; &hak_span_empty when none */
+    hak_span_t *avail[HAK_CLASS_COUNT];  /* slabs with free blocks (or room to extend), direct first */
+    hak_span_t *avail_tail[HAK_CLASS_COUNT];
     hak_superslab_t *superslabs; /* owned SuperSlabs */
     struct hak_heap_s *heap;     /* NULL only for the static empty thread heap */
     uintptr_t tid;

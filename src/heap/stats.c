@@ -5,7 +5,7 @@
 #include <unistd.h>
 #include <string.h>
 
-#include "api/options.h"
+#include "common/options.h"
 #include "bigcache/bigcache.h"
 #include "bigcache/large.h"
 #include "heap/heap.h"
@@ -19,7 +19,7 @@ static void add_superslab(hak_stats_t *st, hak_superslab_t *ss) {
     uint32_t free_mask = hak_load_relaxed(&ss->free_mask);
     st->cached_bytes += (uint64_t)__builtin_popcount(free_mask) * HAK_SLAB_SIZE;
     unsigned i = 0;
-    for (const hak_slab_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
+    for (const hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
         uint64_t bs = hak_load_relaxed(&s->block_size);
         /* blocks freed by other threads and not yet collected by the owner are not live */
         uint32_t owner_used = hak_load_relaxed(&s->used), pending = hak_load_relaxed(&s->remote_pending);

@@ -9,7 +9,7 @@
 #include "tiny/slab_list.h"
 #include "tiny/tcache.h"
 
-static bool span_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s);
+static bool span_settle(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s);
 
 #define HAK_SPAN_FIT_LOOKS 32 /* SuperSlabs examined after the first that fits */
 
@@ -71,11 +71,11 @@ static void ss_take_ownership(hak_theap_t *th, hak_superslab_t *ss) {
     theap_ss_link(th, ss);
 }
 
-static hak_slab_t *span_carve(hak_superslab_t *ss, int i, unsigned n, unsigned cls) {
+static hak_span_t *span_carve(hak_superslab_t *ss, int i, unsigned n, unsigned cls) {
     return hak_ss_span_init(ss, (unsigned)i, n, cls, hak_class_size(cls));
 }
 
-hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
+hak_span_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
     unsigned n = hak_span_slabs_for(cls);
     size_t charge = (size_t)n * HAK_SLAB_SIZE;
     if (!hak_heap_charge(th->heap, charge)) {
@@ -137,8 +137,8 @@ hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
     return span_carve(ss, hak_ss_find_span(ss, n, hak_class_size(cls), &cost), n, cls);
 }
 
-bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {
-    if (!(s->flags & HAK_SLAB_FULL))
+bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s) {
+    if (!(s->flags & HAK_SPAN_FULL))
         hak_avail_remove(th, s); /* full spans are on no list */
     hak_heap_uncharge(th->heap, (size_t)s->span_slabs * HAK_SLAB_SIZE);
     hak_ss_span_release(ss, s);
@@ -151,12 +151,12 @@ bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {
 
 /* Settles one span after its owner changed or remote frees arrived: collects remote frees, retires it when
  * empty, and puts it on the right list. Returns true if the SuperSlab itself was released. */
-static bool span_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {
-    hak_slab_collect_remote(s);
+static bool span_settle(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s) {
+    hak_span_collect_remote(s);
     if (s->used == 0 && th->direct[s->cls] != s)
         return hak_theap_span_free(th, ss, s);
-    if ((s->flags & HAK_SLAB_FULL) && s->free != NULL)
-        hak_slab_unfull(th, s);
+    if ((s->flags & HAK_SPAN_FULL) && s->free != NULL)
+        hak_span_unfull(th, s);
     return false;
 }
 
@@ -170,7 +170,7 @@ void hak_theap_collect_remote(hak_theap_t *th) {
         while (m != 0) {
             unsigned i = (unsigned)__builtin_ctz(m);
             m &= m - 1;
-            hak_slab_t *s = &ss->slabs[i];
+            hak_span_t *s = &ss->spans[i];
             if (s->span_slabs == 0 || ss->span_back[i] != 0)
                 continue; /* stale notification: the span was freed or re-carved meanwhile */
             if (span_settle(th, ss, s))
@@ -185,17 +185,17 @@ bool hak_theap_adopt(hak_theap_t *th, hak_superslab_t *ss) {
     ss_take_ownership(th, ss);
     __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
     unsigned i = 0;
-    for (hak_slab_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
+    for (hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
         s->next = s->prev = NULL; /* links of the previous owner's lists */
-        hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SLAB_FULL));
+        hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SPAN_FULL));
         if (s->free == NULL) {
             s->free = s->local_free;
             s->local_free = NULL;
         }
         if (span_settle(th, ss, s))
             return false;
-        if ((s->flags & HAK_SLAB_FULL) && s->capacity < s->reserved)
-            hak_slab_unfull(th, s); /* room to extend */
+        if ((s->flags & HAK_SPAN_FULL) && s->capacity < s->reserved)
+            hak_span_unfull(th, s); /* room to extend */
     }
     return true;
 }
@@ -205,7 +205,7 @@ hak_theap_t *hak_theap_create(hak_heap_t *heap) {
     if (th == NULL)
         return NULL;
     for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
-        th->direct[c] = &hak_slab_empty;
+        th->direct[c] = &hak_span_empty;
     hak_tcache_init(th);
     th->heap = heap;
     th->tid = hak_thread_id();
@@ -232,13 +232,13 @@ void hak_theap_abandon_locked(hak_theap_t *th) {
     hak_heap_t *heap = th->heap;
     hak_tcache_flush(th);
     for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
-        th->direct[c] = &hak_slab_empty; /* lets span_settle retire every empty span */
+        th->direct[c] = &hak_span_empty; /* lets span_settle retire every empty span */
     hak_superslab_t *next;
     for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = next) {
         next = ss->next;
         bool released = false;
         unsigned i = 0;
-        for (hak_slab_t *s; !released && (s = hak_ss_next_span(ss, &i)) != NULL;) {
+        for (hak_span_t *s; !released && (s = hak_ss_next_span(ss, &i)) != NULL;) {
             released = span_settle(th, ss, s);
         }
         if (released)
@@ -270,8 +270,8 @@ void hak_heap_settle_abandoned_locked(hak_heap_t *heap) {
         next = ss->next;
         __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
         unsigned i = 0;
-        for (hak_slab_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
-            hak_slab_collect_remote(s);
+        for (hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
+            hak_span_collect_remote(s);
             if (s->used == 0) {
                 hak_heap_uncharge(heap, (size_t)s->span_slabs * HAK_SLAB_SIZE);
                 hak_ss_span_release(ss, s);
@@ -290,12 +290,12 @@ void hak_theap_release_empty(hak_theap_t *th) {
     for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = next) {
         next = ss->next;
         unsigned i = 0;
-        for (hak_slab_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
+        for (hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
             if (th->direct[s->cls] == s)
-                th->direct[s->cls] = &hak_slab_empty; /* lets span_settle free the current span too */
+                th->direct[s->cls] = &hak_span_empty; /* lets span_settle free the current span too */
             if (span_settle(th, ss, s))
                 break;
-            if (th->direct[s->cls] == &hak_slab_empty && th->avail[s->cls] != NULL)
+            if (th->direct[s->cls] == &hak_span_empty && th->avail[s->cls] != NULL)
                 th->direct[s->cls] = th->avail[s->cls];
         }
     }

@@ -6,10 +6,10 @@
 
 /* A new span for class cls, owned by th (from th's SuperSlabs, an adopted one, or a fresh one).
  * NULL with errno = ENOMEM when out of memory or over the heap's limit. */
-hak_slab_t *hak_theap_span_new(hak_theap_t *th, unsigned cls);
+hak_span_t *hak_theap_span_new(hak_theap_t *th, unsigned cls);
 /* Gives an empty span that is not its class's current one back to its SuperSlab (taking it off the class
  * list), and the SuperSlab back to the global cache when it becomes empty. */
-bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s); /* true: ss released */
+bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s); /* true: ss released */
 /* Collects remote frees flagged in th's SuperSlabs; full slabs that got blocks back become available. */
 void hak_theap_collect_remote(hak_theap_t *th);
 /* Makes th the owner of an abandoned SuperSlab; false if it was empty and went back to the cache. */

@@ -67,7 +67,7 @@ static inline unsigned owner_kind(const void *p) {
 
 HAK_OVERRIDE void *malloc(size_t size) {
     if (hak_likely(size <= HAK_SLAB_MAX_SIZE))
-        return hak_slab_alloc(hak_tls_theap, size);
+        return hak_tiny_alloc(hak_tls_theap, size);
     return hak_alloc(size);
 }
 
@@ -88,7 +88,7 @@ static hak_cold void free_not_slab(void *p, unsigned kind) {
 HAK_OVERRIDE void free(void *p) {
     unsigned kind = hak_region_kind(p);
     if (hak_likely(kind == HAK_REGION_SUPERSLAB)) {
-        hak_slab_free(hak_ss_of(p), p);
+        hak_tiny_free(hak_ss_of(p), p);
         return;
     }
     free_not_slab(p, kind);

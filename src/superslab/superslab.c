@@ -3,11 +3,11 @@
 #include <errno.h>
 #include <string.h>
 
-#include "api/options.h"
+#include "common/options.h"
 #include "common/lock.h"
 #include "os/os.h"
 
-hak_slab_t hak_slab_empty;
+hak_span_t hak_span_empty;
 
 /* Start of the shortest run of slabs in `free` that holds n of them, or -1; *slack = run length - n. Runs may
  * start only at bits of `start_ok`. */
@@ -50,8 +50,8 @@ int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size, u
     return i;
 }
 
-hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsigned cls, size_t block_size) {
-    hak_slab_t *s = &ss->slabs[i];
+hak_span_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsigned cls, size_t block_size) {
+    hak_span_t *s = &ss->spans[i];
     size_t bytes = hak_span_bytes(i, n);
     for (unsigned k = 1; k < n; k++)
         hak_store_relaxed(&ss->span_back[i + k], (uint8_t)k);
@@ -77,10 +77,10 @@ hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsign
     return s;
 }
 
-void hak_ss_span_release(hak_superslab_t *ss, hak_slab_t *s) {
-    unsigned i = hak_slab_index(ss, s), n = s->span_slabs;
+void hak_ss_span_release(hak_superslab_t *ss, hak_span_t *s) {
+    unsigned i = hak_span_index(ss, s), n = s->span_slabs;
     for (unsigned k = 0; k < n; k++) {
-        hak_slab_t *d = &ss->slabs[i + k];
+        hak_span_t *d = &ss->spans[i + k];
         hak_store_relaxed(&ss->span_back[i + k], 0);
         hak_store_relaxed(&d->span_slabs, 0);
         hak_store_relaxed(&d->block_size, 0);
@@ -152,7 +152,7 @@ static void header_reset(hak_superslab_t *ss) {
     /* Descriptors of free slabs are already clean (hak_ss_span_release): only spans still in use (a heap
      * destroyed with live blocks) need clearing, which keeps create/destroy cycles cheap. */
     for (uint32_t used = ~ss->free_mask; used != 0; used &= used - 1)
-        memset(&ss->slabs[__builtin_ctz(used)], 0, sizeof ss->slabs[0]);
+        memset(&ss->spans[__builtin_ctz(used)], 0, sizeof ss->spans[0]);
     memset(ss->span_back, 0, sizeof ss->span_back);
     ss->free_mask = HAK_SS_ALL_FREE;
     ss->purged_mask = 0;

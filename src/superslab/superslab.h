@@ -11,7 +11,7 @@
 
 #include "common/atomic.h"
 #include "common/compiler.h"
-#include "superslab/region_map.h"
+#include "common/region_map.h"
 
 #define HAK_SS_SHIFT HAK_CHUNK_SHIFT
 #define HAK_SS_SIZE ((size_t)1 << HAK_SS_SHIFT)
@@ -25,19 +25,19 @@ typedef struct hak_block_s {
     struct hak_block_s *next;
 } hak_block_t;
 
-enum hak_slab_flags {
-    HAK_SLAB_FULL = 1,        /* no free block when last looked at: not in its class list */
-    HAK_SLAB_HAS_ALIGNED = 2, /* gave out interior (aligned) pointers: frees must round down */
+enum hak_span_flags {
+    HAK_SPAN_FULL = 1,        /* no free block when last looked at: not in its class list */
+    HAK_SPAN_HAS_ALIGNED = 2, /* gave out interior (aligned) pointers: frees must round down */
 };
 
 struct hak_theap_s;
 struct hak_heap_s;
 
-typedef struct hak_slab_s {
+typedef struct hak_span_s {
     hak_block_t *free;       /* allocation pops here (owner only) */
     hak_block_t *local_free; /* owner's frees push here */
     uint32_t used;           /* blocks handed out and not collected back (owner writes, relaxed) */
-    uint8_t flags;           /* hak_slab_flags (owner writes, relaxed) */
+    uint8_t flags;           /* hak_span_flags (owner writes, relaxed) */
     uint8_t cls;             /* size class */
     uint8_t pad_;            /* (the span offset of a slab lives in the SuperSlab's span_back) */
     uint8_t span_slabs;      /* slabs in the span; 0 = free slab */
@@ -47,9 +47,9 @@ typedef struct hak_slab_s {
     uint32_t remote_pending; /* blocks pushed on thread_free and not yet collected (atomic; for stats) */
     uint64_t div_magic;
     uint8_t *start;                         /* first block */
-    struct hak_slab_s *next, *prev;         /* thread heap's list of slabs with free blocks for this class */
+    struct hak_span_s *next, *prev;         /* thread heap's list of slabs with free blocks for this class */
     hak_block_t *thread_free;               /* frees from other threads, one CAS each (atomic access) */
-} __attribute__((aligned(128))) hak_slab_t; /* a power of two: descriptor lookups are shifts, and
+} __attribute__((aligned(128))) hak_span_t; /* a power of two: descriptor lookups are shifts, and
                                                neighbouring slabs do not share cache lines */
 
 typedef struct hak_superslab_s {
@@ -67,7 +67,7 @@ typedef struct hak_superslab_s {
     uint32_t idle_mask;   /* slabs free at the last purge pass and not carved since (owner only) */
     uint64_t cached_since_ms;
     uint8_t purged; /* cached and given back to the OS */
-    hak_slab_t slabs[HAK_SLABS_PER_SS];
+    hak_span_t spans[HAK_SLABS_PER_SS];
 } hak_superslab_t;
 
 /* Slab 0's blocks start after the header, rounded to a page: every span then starts on a boundary of at
@@ -77,23 +77,23 @@ typedef struct hak_superslab_s {
 #define HAK_NATURAL_ALIGN_MAX ((size_t)8192)
 _Static_assert(HAK_SS_HEADER_SIZE % HAK_NATURAL_ALIGN_MAX == 0, "slab 0 must start naturally aligned");
 
-extern hak_slab_t hak_slab_empty; /* never has free blocks: the fast path's "go slow" sentinel */
+extern hak_span_t hak_span_empty; /* never has free blocks: the fast path's "go slow" sentinel */
 
 static inline hak_superslab_t *hak_ss_of(const void *p) { return (hak_superslab_t *)hak_chunk_base(p); }
 
 /* Descriptor of the span that holds p (p must be inside a SuperSlab). */
-static inline hak_slab_t *hak_slab_of(hak_superslab_t *ss, const void *p) {
+static inline hak_span_t *hak_span_of(hak_superslab_t *ss, const void *p) {
     uintptr_t i = ((uintptr_t)p - (uintptr_t)ss) >> HAK_SLAB_SHIFT;
-    return &ss->slabs[i - hak_load_relaxed(&ss->span_back[i])];
+    return &ss->spans[i - hak_load_relaxed(&ss->span_back[i])];
 }
 
-static inline unsigned hak_slab_index(hak_superslab_t *ss, hak_slab_t *s) {
-    return (unsigned)(s - ss->slabs);
+static inline unsigned hak_span_index(hak_superslab_t *ss, hak_span_t *s) {
+    return (unsigned)(s - ss->spans);
 }
 
 /* Index of the block at offset `off` from the span start, or UINT64_MAX-like garbage if p is not a block
  * start; callers compare idx * block_size with off. */
-static inline uint64_t hak_slab_block_index(const hak_slab_t *s, uintptr_t off) {
+static inline uint64_t hak_span_block_index(const hak_span_t *s, uintptr_t off) {
     return ((uint64_t)off * hak_load_relaxed(&s->div_magic)) >> HAK_DIV_SHIFT;
 }
 
@@ -106,10 +106,10 @@ static inline size_t hak_span_bytes(unsigned i, unsigned n) {
 }
 
 /* Iterates the spans in use: the next one at or after slab *i, advancing *i past it first, so the caller may
- * release the span it gets.  unsigned i = 0; for (hak_slab_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) */
-static inline hak_slab_t *hak_ss_next_span(hak_superslab_t *ss, unsigned *i) {
+ * release the span it gets.  unsigned i = 0; for (hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) */
+static inline hak_span_t *hak_ss_next_span(hak_superslab_t *ss, unsigned *i) {
     while (*i < HAK_SLABS_PER_SS) {
-        hak_slab_t *s = &ss->slabs[*i];
+        hak_span_t *s = &ss->spans[*i];
         unsigned n = hak_load_relaxed(&s->span_slabs);
         *i += n != 0 ? n : 1;
         if (n != 0)
@@ -124,9 +124,9 @@ static inline hak_slab_t *hak_ss_next_span(hak_superslab_t *ss, unsigned *i) {
  * only. */
 int hak_ss_find_span(const hak_superslab_t *ss, unsigned n, size_t block_size, unsigned *cost);
 /* Turns slabs [i, i+n) into one span serving blocks of `block_size` (class cls). Owner only. */
-hak_slab_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsigned cls, size_t block_size);
+hak_span_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsigned cls, size_t block_size);
 /* Returns a span's slabs to the SuperSlab's free mask. Owner only. */
-void hak_ss_span_release(hak_superslab_t *ss, hak_slab_t *s);
+void hak_ss_span_release(hak_superslab_t *ss, hak_span_t *s);
 static inline bool hak_ss_is_empty(const hak_superslab_t *ss) {
     return hak_load_relaxed(&ss->free_mask) == HAK_SS_ALL_FREE;
 }

@@ -9,7 +9,7 @@
 /* Blocks are carved a page's worth at a time so a fresh span is touched only as it is used. */
 #define HAK_EXTEND_BYTES 4096u
 
-static bool slab_extend(hak_slab_t *s) {
+static bool slab_extend(hak_span_t *s) {
     uint32_t cap = s->capacity, res = s->reserved;
     if (cap >= res)
         return false;
@@ -28,8 +28,8 @@ static bool slab_extend(hak_slab_t *s) {
 }
 
 /* Makes s->free non-empty if the slab has any block to give; false if it is full. */
-static bool slab_refill(hak_slab_t *s) {
-    hak_slab_collect_remote(s);
+static bool slab_refill(hak_span_t *s) {
+    hak_span_collect_remote(s);
     if (s->free == NULL) {
         s->free = s->local_free;
         s->local_free = NULL;
@@ -37,14 +37,14 @@ static bool slab_refill(hak_slab_t *s) {
     return s->free != NULL || slab_extend(s);
 }
 
-static inline void *slab_pop(hak_slab_t *s) {
+static inline void *slab_pop(hak_span_t *s) {
     hak_block_t *b = s->free;
     s->free = b->next;
     hak_store_relaxed(&s->used, s->used + 1);
     return b;
 }
 
-void *hak_slab_alloc_slow(hak_theap_t *th, unsigned cls) {
+void *hak_tiny_alloc_slow(hak_theap_t *th, unsigned cls) {
     if (hak_unlikely(th->heap == NULL)) { /* the static empty thread heap: first allocation of this thread */
         th = hak_theap_get_slow(&hak_heap_main);
         if (th == NULL) {
@@ -54,7 +54,7 @@ void *hak_slab_alloc_slow(hak_theap_t *th, unsigned cls) {
     }
     bool scanned_remote = false;
     for (;;) {
-        hak_slab_t *s = th->avail[cls];
+        hak_span_t *s = th->avail[cls];
         while (s != NULL) {
             if (slab_refill(s)) {
                 if (s != th->avail[cls]) {
@@ -64,12 +64,12 @@ void *hak_slab_alloc_slow(hak_theap_t *th, unsigned cls) {
                 th->direct[cls] = s;
                 return slab_pop(s);
             }
-            hak_slab_t *next = s->next;
+            hak_span_t *next = s->next;
             hak_avail_remove(th, s);
-            hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SLAB_FULL));
+            hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SPAN_FULL));
             s = next;
         }
-        th->direct[cls] = &hak_slab_empty;
+        th->direct[cls] = &hak_span_empty;
         if (!scanned_remote) {
             scanned_remote = true;
             hak_theap_collect_remote(th);

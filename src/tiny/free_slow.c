@@ -5,7 +5,7 @@
 #include "tiny/tiny.h"
 
 /* Returns the block start for p, or NULL (after reporting) if p is not a live block of s. */
-static hak_block_t *slab_block_of(hak_slab_t *s, const void *p, bool report) {
+static hak_block_t *slab_block_of(hak_span_t *s, const void *p, bool report) {
     uintptr_t start = (uintptr_t)hak_load_relaxed(&s->start);
     size_t bs = hak_load_relaxed(&s->block_size);
     size_t carved = (size_t)hak_load_relaxed(&s->capacity) * bs;
@@ -17,7 +17,7 @@ static hak_block_t *slab_block_of(hak_slab_t *s, const void *p, bool report) {
     }
     size_t into = off % bs;
     if (into != 0) {
-        if (!(hak_load_relaxed(&s->flags) & HAK_SLAB_HAS_ALIGNED)) {
+        if (!(hak_load_relaxed(&s->flags) & HAK_SPAN_HAS_ALIGNED)) {
             if (report)
                 hak_report_invalid("free of an interior pointer", p);
             return NULL;
@@ -27,14 +27,14 @@ static hak_block_t *slab_block_of(hak_slab_t *s, const void *p, bool report) {
     return (hak_block_t *)(start + off);
 }
 
-void hak_slab_free_settle(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s) {
-    if (s->flags & HAK_SLAB_FULL)
-        hak_slab_unfull(th, s);
+void hak_tiny_free_settle(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s) {
+    if (s->flags & HAK_SPAN_FULL)
+        hak_span_unfull(th, s);
     if (s->used == 0 && th->direct[s->cls] != s)
         hak_theap_span_free(th, ss, s);
 }
 
-void hak_slab_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, hak_block_t *b) {
+void hak_tiny_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s, hak_block_t *b) {
     if (b == s->local_free || b == s->free || b == th->tc_head[s->cls]) {
         hak_report_invalid("double free", b);
         return;
@@ -43,15 +43,15 @@ void hak_slab_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_slab_t *s, ha
         return;
     /* A full cache (a burst of frees): straight to the span, in line, since bursts send every free here;
      * returning cached blocks instead would touch each cold block and descriptor a second time. */
-    hak_slab_push_local(th, ss, s, b, b, 1);
+    hak_span_push_local(th, ss, s, b, b, 1);
 }
 
-void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p) {
+void hak_tiny_free_slow(hak_superslab_t *ss, hak_span_t *s, void *p) {
     hak_block_t *b = slab_block_of(s, p, true);
     if (b == NULL)
         return;
     if (__atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id()) {
-        hak_slab_free_owner(ss->owner, ss, s, b);
+        hak_tiny_free_owner(ss->owner, ss, s, b);
         return;
     }
     /* Another thread's slab (or an abandoned one): one CAS. The first block of a batch also flags the
@@ -64,11 +64,11 @@ void hak_slab_free_generic(hak_superslab_t *ss, hak_slab_t *s, void *p) {
     } while (
         !__atomic_compare_exchange_n(&s->thread_free, &old, b, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
     if (old == NULL)
-        __atomic_fetch_or(&ss->remote_mask, 1u << hak_slab_index(ss, s), __ATOMIC_RELEASE);
+        __atomic_fetch_or(&ss->remote_mask, 1u << hak_span_index(ss, s), __ATOMIC_RELEASE);
 }
 
-size_t hak_slab_usable_size(hak_superslab_t *ss, const void *p) {
-    hak_slab_t *s = hak_slab_of(ss, p);
+size_t hak_tiny_usable_size(hak_superslab_t *ss, const void *p) {
+    hak_span_t *s = hak_span_of(ss, p);
     hak_block_t *b = slab_block_of(s, p, false);
     if (b == NULL)
         return 0;

@@ -4,7 +4,7 @@
 
 #include "heap/heap.h"
 
-static inline void hak_avail_remove(hak_theap_t *th, hak_slab_t *s) {
+static inline void hak_avail_remove(hak_theap_t *th, hak_span_t *s) {
     unsigned cls = s->cls;
     if (s->prev)
         s->prev->next = s->next;
@@ -16,10 +16,10 @@ static inline void hak_avail_remove(hak_theap_t *th, hak_slab_t *s) {
         th->avail_tail[cls] = s->prev;
     s->next = s->prev = NULL;
     if (th->direct[cls] == s)
-        th->direct[cls] = th->avail[cls] ? th->avail[cls] : &hak_slab_empty;
+        th->direct[cls] = th->avail[cls] ? th->avail[cls] : &hak_span_empty;
 }
 
-static inline void hak_avail_push_front(hak_theap_t *th, hak_slab_t *s) {
+static inline void hak_avail_push_front(hak_theap_t *th, hak_span_t *s) {
     unsigned cls = s->cls;
     s->prev = NULL;
     s->next = th->avail[cls];
@@ -30,7 +30,7 @@ static inline void hak_avail_push_front(hak_theap_t *th, hak_slab_t *s) {
     th->avail[cls] = s;
 }
 
-static inline void hak_avail_push_back(hak_theap_t *th, hak_slab_t *s) {
+static inline void hak_avail_push_back(hak_theap_t *th, hak_span_t *s) {
     unsigned cls = s->cls;
     s->next = NULL;
     s->prev = th->avail_tail[cls];
@@ -43,15 +43,15 @@ static inline void hak_avail_push_back(hak_theap_t *th, hak_slab_t *s) {
 
 /* A full slab got a block back: it becomes allocatable again. It joins the back of the list so that it
  * gathers more frees before the allocator comes back to it (taking it at once would refill one block). */
-static inline void hak_slab_unfull(hak_theap_t *th, hak_slab_t *s) {
-    hak_store_relaxed(&s->flags, (uint8_t)(s->flags & ~HAK_SLAB_FULL));
+static inline void hak_span_unfull(hak_theap_t *th, hak_span_t *s) {
+    hak_store_relaxed(&s->flags, (uint8_t)(s->flags & ~HAK_SPAN_FULL));
     hak_avail_push_back(th, s);
-    if (th->direct[s->cls] == &hak_slab_empty)
+    if (th->direct[s->cls] == &hak_span_empty)
         th->direct[s->cls] = s;
 }
 
 /* Moves blocks freed by other threads into the slab's free list (owner only). */
-static inline void hak_slab_collect_remote(hak_slab_t *s) {
+static inline void hak_span_collect_remote(hak_span_t *s) {
     if (__atomic_load_n(&s->thread_free, __ATOMIC_RELAXED) == NULL)
         return;
     hak_block_t *list = __atomic_exchange_n(&s->thread_free, NULL, __ATOMIC_ACQUIRE);

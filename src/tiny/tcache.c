@@ -26,7 +26,7 @@ void hak_tcache_init(hak_theap_t *th) {
 static void tcache_release(hak_theap_t *th, hak_block_t *b) {
     while (b != NULL) {
         hak_superslab_t *ss = hak_ss_of(b);
-        hak_slab_t *s = hak_slab_of(ss, b);
+        hak_span_t *s = hak_span_of(ss, b);
         uintptr_t start = (uintptr_t)s->start, carved = (uintptr_t)s->capacity * s->block_size;
         hak_block_t *first = b, *last = b;
         uint32_t n = 1;
@@ -34,7 +34,7 @@ static void tcache_release(hak_theap_t *th, hak_block_t *b) {
             last = b;
             n++;
         }
-        hak_slab_push_local(th, ss, s, first, last, n);
+        hak_span_push_local(th, ss, s, first, last, n);
     }
 }
 

@@ -41,7 +41,7 @@ static void *check_slab_alloc(size_t n, uint64_t tag) {
     ti_tier_t t = ti_tier_of(p), et = ti_expected_tier(n);
     if (t != et)
         fail_msg("hak_alloc(%zu): tier %s, expected %s", n, ti_tier_names[t], ti_tier_names[et]);
-    hak_slab_t *s = hak_slab_of(hak_ss_of(p), p);
+    hak_span_t *s = hak_span_of(hak_ss_of(p), p);
     if (s->block_size != want || s->span_slabs == 0)
         fail_msg("hak_alloc(%zu): span descriptor says block %u, %u slabs", n, s->block_size, s->span_slabs);
     if (hak_heap_of(p) != hak_heap_default())

@@ -22,7 +22,7 @@
 
 #include "bigcache/bigcache.h"
 #include "bigcache/large.h"
-#include "superslab/region_map.h"
+#include "common/region_map.h"
 #include "superslab/superslab.h"
 #include "tiny/size_class.h"
 #include "test_util.h"
@@ -81,7 +81,7 @@ static inline ti_tier_t ti_tier_of(const void *p) {
         return TI_TIER_LARGE;
     if (kind != HAK_REGION_SUPERSLAB)
         return TI_TIER_NONE;
-    hak_slab_t *s = hak_slab_of(hak_ss_of(p), p);
+    hak_span_t *s = hak_span_of(hak_ss_of(p), p);
     return s->cls < HAK_TINY_CLASS_COUNT ? TI_TIER_TINY : TI_TIER_POOL;
 }
 

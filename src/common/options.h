@@ -1,6 +1,6 @@
 /* Options from the environment, read once at initialisation without allocating. */
-#ifndef HAKMEM_API_OPTIONS_H
-#define HAKMEM_API_OPTIONS_H
+#ifndef HAKMEM_COMMON_OPTIONS_H
+#define HAKMEM_COMMON_OPTIONS_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* Error reports for misuse (foreign or interior pointers, double frees): written to stderr with write(2),
  * naming the pointer, then abort unless HAKMEM_ON_ERROR=warn. */
-#ifndef HAKMEM_API_ERROR_H
-#define HAKMEM_API_ERROR_H
+#ifndef HAKMEM_COMMON_ERROR_H
+#define HAKMEM_COMMON_ERROR_H
 
 #include "common/compiler.h"
 

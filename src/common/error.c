@@ -1,10 +1,10 @@
-#include "api/error.h"
+#include "common/error.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "api/options.h"
+#include "common/options.h"
 
 void hak_write_stderr(const char *msg) {
     size_t n = strlen(msg);

@@ -1,4 +1,4 @@
-#include "api/options.h"
+#include "common/options.h"
 
 #include <string.h>
 #include <unistd.h>

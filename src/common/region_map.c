@@ -1,3 +1,3 @@
-#include "superslab/region_map.h"
+#include "common/region_map.h"
 
 uint8_t hak_region_kinds[HAK_REGION_ENTRIES];
