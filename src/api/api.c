@@ -4,15 +4,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "common/error.h"
 #include "bigcache/bigcache.h"
 #include "bigcache/large.h"
+#include "common/error.h"
 #include "heap/heap.h"
-#include "heap/theap.h"
 #include "os/os.h"
+#include "superslab/superslab.h"
 #include "tiny/tiny.h"
-
-#define HAK_MIN_ALIGN 16
 
 static hak_noinline void *alloc_large(hak_heap_t *heap, size_t size, size_t align, bool zero) {
     if (size > (size_t)PTRDIFF_MAX) {
@@ -20,7 +18,7 @@ static hak_noinline void *alloc_large(hak_heap_t *heap, size_t size, size_t alig
         return NULL;
     }
     hak_init();
-    return hak_large_alloc(heap, size, align, zero);
+    return hak_large_alloc(&heap->large, size, align, zero);
 }
 
 static inline void *heap_alloc(hak_heap_t *heap, size_t size) {
@@ -95,8 +93,8 @@ hak_heap_t *hak_heap_of(const void *p) {
     if (p == NULL || usable_size_quiet(p, kind) == 0)
         return NULL;
     if (kind == HAK_REGION_SUPERSLAB)
-        return __atomic_load_n(&hak_ss_of(p)->heap, __ATOMIC_RELAXED);
-    return hak_large_of(p, kind)->heap;
+        return hak_heap_of_arena(__atomic_load_n(&hak_ss_of(p)->arena, __ATOMIC_RELAXED));
+    return hak_heap_of_large_set(hak_large_of(p, kind)->set);
 }
 
 static void *calloc_in(hak_heap_t *heap, size_t count, size_t size) {
@@ -182,10 +180,10 @@ static void *realloc_in(hak_heap_t *heap, void *p, size_t size) {
     if (size <= usable && (size >= usable / 2 || usable <= 2 * HAK_MIN_ALIGN))
         return p;
     if (kind == HAK_REGION_SUPERSLAB) {
-        heap = __atomic_load_n(&hak_ss_of(p)->heap, __ATOMIC_RELAXED);
+        heap = hak_heap_of_arena(__atomic_load_n(&hak_ss_of(p)->arena, __ATOMIC_RELAXED));
     } else {
         hak_large_t *h = hak_large_of(p, kind);
-        heap = h->heap;
+        heap = hak_heap_of_large_set(h->set);
         if (size > HAK_SLAB_MAX_SIZE) {
             void *q = hak_large_realloc(h, size);
             if (q != NULL)
@@ -212,9 +210,7 @@ static void collect_heap(hak_heap_t *heap, void *arg) {
     hak_theap_t *th = hak_theap_find(heap);
     if (th != NULL)
         hak_theap_release_empty(th);
-    hak_lock(&heap->lock);
-    hak_heap_settle_abandoned_locked(heap);
-    hak_unlock(&heap->lock);
+    hak_tiny_arena_settle_abandoned(&heap->slabs);
 }
 
 void hak_collect(int force) {

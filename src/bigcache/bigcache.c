@@ -4,6 +4,7 @@
 
 #include "common/options.h"
 #include "bigcache/size_table.h"
+#include "common/list.h"
 #include "common/lock.h"
 #include "os/os.h"
 #include "common/region_map.h"
@@ -16,17 +17,21 @@ typedef struct entry_s {
     size_t donate;    /* while being gathered: bytes (whole chunks) moving into a block */
     uint64_t since_ms;
     struct entry_s *chain;         /* next of the same size (table chain) */
-    struct entry_s *newer, *older; /* age list: head = newest, tail = oldest */
+    hak_list_node_t age;  /* in `ages`: first = newest, last = oldest */
 } entry_t;
 
 static hak_lock_t cache_lock = HAK_LOCK_INIT;
 static hak_size_table_t table; /* chunk count -> chain of entries of that size */
-static entry_t *newest, *oldest;
+static hak_list_t ages; /* every cached entry, newest first */
 static size_t cached_bytes, cached_entries;
 /* The resident budget (see budget_locked): live = resident bytes of live large blocks, as reported; its
  * high-water mark bounds live + cached dirty bytes. */
 static size_t cached_dirty, live_bytes, live_peak;
 static uint64_t stat_hits, stat_misses, stat_purged, stat_trimmed, stat_gathered, stat_move_failures;
+
+static entry_t *entry_of(hak_list_node_t *n) { return hak_list_entry_or_null(n, entry_t, age); }
+static entry_t *older(entry_t *e) { return entry_of(e->age.next); }
+static entry_t *newer(entry_t *e) { return entry_of(e->age.prev); }
 
 static uint64_t chunks_of(size_t size) { return size >> HAK_CHUNK_SHIFT; }
 
@@ -45,14 +50,7 @@ static void unlink_entry(entry_t *e) {
             prev = prev->chain;
         prev->chain = e->chain;
     }
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        newest = e->older;
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        oldest = e->newer;
+    hak_list_remove(&ages, &e->age);
     cached_bytes -= e->size;
     __atomic_store_n(&cached_dirty, cached_dirty - e->dirty, __ATOMIC_RELAXED); /* read by gather unlocked */
     __atomic_store_n(&cached_entries, cached_entries - 1, __ATOMIC_RELAXED);
@@ -75,13 +73,7 @@ static bool link_entry(void *base, size_t size, size_t dirty, uint64_t since) {
         if (!hak_size_table_add(&table, chunks_of(size), e))
             return false;
     }
-    e->older = newest;
-    e->newer = NULL;
-    if (newest)
-        newest->newer = e;
-    else
-        oldest = e;
-    newest = e;
+    hak_list_push_front(&ages, &e->age);
     cached_bytes += size;
     __atomic_store_n(&cached_dirty, cached_dirty + e->dirty, __ATOMIC_RELAXED);
     __atomic_store_n(&cached_entries, cached_entries + 1, __ATOMIC_RELAXED);
@@ -122,7 +114,7 @@ static size_t trimmable_locked(void) { return cached_dirty - cached_entries * HA
 static entry_t *evict_locked(uint64_t now, bool force) {
     entry_t *victims = NULL;
     bool aged = force;
-    while (oldest != NULL) {
+    for (entry_t *oldest; (oldest = entry_of(ages.last)) != NULL;) {
         bool old = now - oldest->since_ms >= hak_options.purge_delay_ms;
         if (!force && !old && cached_bytes <= hak_options.bigcache_max)
             break;
@@ -169,8 +161,8 @@ static entry_t *pick_trim_locked(void) {
     size_t limit = budget_locked() - live_bytes,
            pending = 0; /* pending: what the picked entries keep, trimmable */
     entry_t *picked = NULL, *next;
-    for (entry_t *e = oldest; e != NULL && trimmable_locked() + pending > limit; e = next) {
-        next = e->newer;
+    for (entry_t *e = entry_of(ages.last); e != NULL && trimmable_locked() + pending > limit; e = next) {
+        next = newer(e);
         if (e->dirty <= HAK_OS_PAGE)
             continue;
         size_t excess = trimmable_locked() + pending - limit;
@@ -229,7 +221,7 @@ static entry_t *choose_locked(size_t need, size_t used) {
     if (exact != NULL)
         return best_dirty_fit(exact->head, used);
     entry_t *larger = NULL, *smaller = NULL;
-    for (entry_t *e = newest; e != NULL; e = e->older) {
+    for (entry_t *e = entry_of(ages.first); e != NULL; e = older(e)) {
         if (e->size > need) {
             if (larger == NULL || e->size < larger->size)
                 larger = e;
@@ -248,8 +240,8 @@ static entry_t *choose_locked(size_t need, size_t used) {
  * the likeliest to be resident), and takes them out of the cache with `donate` set. */
 static entry_t *pick_donors_locked(size_t pos, size_t need) {
     entry_t *donors = NULL, **tail = &donors, *next;
-    for (entry_t *e = newest; e != NULL && pos < need; e = next) {
-        next = e->older;
+    for (entry_t *e = entry_of(ages.first); e != NULL && pos < need; e = next) {
+        next = older(e);
         if (e->dirty < DONOR_MIN_DIRTY)
             continue;
         size_t k = hak_align_up(e->dirty, HAK_CHUNK_SIZE);

@@ -27,27 +27,22 @@ static size_t block_offset(size_t align) {
     return align > LARGE_MIN_OFFSET ? align : LARGE_MIN_OFFSET;
 }
 
-static void heap_link(hak_large_t *h) {
-    hak_heap_t *heap = h->heap;
-    hak_lock(&heap->lock);
-    h->prev = NULL;
-    h->next = heap->large;
-    if (h->next)
-        h->next->prev = h;
-    heap->large = h;
-    hak_unlock(&heap->lock);
+void hak_large_set_init(hak_large_set_t *set, hak_quota_t *quota) {
+    set->quota = quota;
+    hak_lock_init(&set->lock);
+    set->blocks.first = set->blocks.last = NULL;
 }
 
-static void heap_unlink(hak_large_t *h) {
-    hak_heap_t *heap = h->heap;
-    hak_lock(&heap->lock);
-    if (h->prev)
-        h->prev->next = h->next;
-    else
-        heap->large = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
-    hak_unlock(&heap->lock);
+static void set_link(hak_large_t *h) {
+    hak_lock(&h->set->lock);
+    hak_list_push_front(&h->set->blocks, &h->link);
+    hak_unlock(&h->set->lock);
+}
+
+static void set_unlink(hak_large_t *h) {
+    hak_lock(&h->set->lock);
+    hak_list_remove(&h->set->blocks, &h->link);
+    hak_unlock(&h->set->lock);
 }
 
 /* Maps size bytes so that map_base + PAGE is aligned to align (>= 2 MiB). */
@@ -93,14 +88,14 @@ static void publish(hak_large_t *h) {
 
 static void unpublish(hak_large_t *h) { hak_region_set((void *)hak_chunk_base(h->block), HAK_REGION_NONE); }
 
-void *hak_large_alloc(hak_heap_t *heap, size_t size, size_t align, bool zero) {
+void *hak_large_alloc(hak_large_set_t *set, size_t size, size_t align, bool zero) {
     size_t offset = block_offset(align);
     if (size > (size_t)PTRDIFF_MAX - offset - align - HAK_CHUNK_SIZE) {
         errno = ENOMEM;
         return NULL;
     }
     size_t need = hak_align_up(offset + size, HAK_OS_PAGE); /* what the block uses, and is charged */
-    if (!hak_heap_charge(heap, need)) {
+    if (!hak_quota_charge(set->quota, need)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -117,7 +112,7 @@ void *hak_large_alloc(hak_heap_t *heap, size_t size, size_t align, bool zero) {
             base = map_new(map_size, align);
         }
         if (base == NULL) {
-            hak_heap_uncharge(heap, need);
+            hak_quota_uncharge(set->quota, need);
             errno = ENOMEM;
             return NULL;
         }
@@ -128,26 +123,26 @@ void *hak_large_alloc(hak_heap_t *heap, size_t size, size_t align, bool zero) {
     h->block = base + offset;
     h->usable = need - offset;
     h->resident = 0;
-    h->heap = heap;
+    h->set = set;
     set_resident(h, max_size(dirty, need));
-    heap_link(h);
+    set_link(h);
     publish(h);
     return h->block;
 }
 
 void hak_large_free(hak_large_t *h) {
-    heap_unlink(h);
+    set_unlink(h);
     unpublish(h);
-    hak_heap_uncharge(h->heap, hak_large_charged(h));
+    hak_quota_uncharge(h->set->quota, hak_large_charged(h));
     release_mapping(h);
 }
 
-/* Sets the block's size within its mapping (statistics read both under the heap lock). */
+/* Sets the block's size within its mapping (statistics read both under the set's lock). */
 static void set_size(hak_large_t *h, size_t map_size, size_t usable) {
-    hak_lock(&h->heap->lock);
+    hak_lock(&h->set->lock);
     h->map_size = map_size;
     h->usable = usable;
-    hak_unlock(&h->heap->lock);
+    hak_unlock(&h->set->lock);
 }
 
 void *hak_large_realloc(hak_large_t *h, size_t size) {
@@ -162,7 +157,7 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
     bool far = ((h->map_size | (uintptr_t)h->map_base) & (HAK_CHUNK_SIZE - 1)) != 0;
     if (far && need > h->map_size)
         return NULL; /* over-aligned block: the caller copies */
-    if (need > old_need && !hak_heap_charge(h->heap, need - old_need)) {
+    if (need > old_need && !hak_quota_charge(h->set->quota, need - old_need)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -176,7 +171,7 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
         if (new_map < old_map && !hak_bigcache_put(h->map_base + new_map, old_map - new_map, resident - kept))
             hak_os_unmap(h->map_base + new_map, old_map - new_map);
         if (need < old_need)
-            hak_heap_uncharge(h->heap, old_need - need);
+            hak_quota_uncharge(h->set->quota, old_need - need);
         return h->block;
     }
     /* Grow: merge cached mappings that follow, then extend in place, else move the pages (no copy). */
@@ -192,19 +187,19 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
         set_size(h, got, h->usable); /* the merged chunks are part of the mapping now */
     uint8_t *dst = hak_os_map_aligned(new_map, HAK_CHUNK_SIZE);
     if (dst == NULL) {
-        hak_heap_uncharge(h->heap, need - old_need);
+        hak_quota_uncharge(h->set->quota, need - old_need);
         errno = ENOMEM;
         return NULL;
     }
-    heap_unlink(h);
+    set_unlink(h);
     unpublish(h);
     uint8_t *old_base = h->map_base;
     if (hak_os_move(old_base, got, dst, new_map) == NULL) {
         /* several kernel mappings (merged by the BigCache) cannot move as one: the caller copies. The
          * kernel already unmapped dst. */
-        heap_link(h);
+        set_link(h);
         publish(h);
-        hak_heap_uncharge(h->heap, need - old_need);
+        hak_quota_uncharge(h->set->quota, need - old_need);
         errno = ENOMEM;
         return NULL;
     }
@@ -214,18 +209,19 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
     h->block = dst + offset;
     h->usable = need - offset;
     set_resident(h, max_size(h->resident, need));
-    heap_link(h);
+    set_link(h);
     publish(h);
     return h->block;
 }
 
-void hak_large_release_all_locked(hak_heap_t *heap) {
-    hak_large_t *next;
-    for (hak_large_t *h = heap->large; h != NULL; h = next) {
-        next = h->next;
+void hak_large_release_all(hak_large_set_t *set) {
+    hak_lock(&set->lock);
+    hak_list_for_each_safe(l, next, &set->blocks) {
+        hak_large_t *h = hak_list_entry(l, hak_large_t, link);
         unpublish(h);
-        hak_heap_uncharge(heap, hak_large_charged(h));
+        hak_quota_uncharge(set->quota, hak_large_charged(h));
         release_mapping(h);
     }
-    heap->large = NULL;
+    set->blocks.first = set->blocks.last = NULL;
+    hak_unlock(&set->lock);
 }

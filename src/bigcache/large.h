@@ -9,7 +9,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "heap/heap.h"
+#include "common/list.h"
+#include "common/lock.h"
+#include "common/quota.h"
+#include "common/region_map.h"
+
+/* The large blocks of one heap. The heap embeds one and hands it down, so this tier charges the heap's quota
+ * and keeps its list without knowing what a heap is. */
+typedef struct hak_large_set_s {
+    hak_quota_t *quota;
+    hak_lock_t lock;   /* protects `blocks` and the size fields of its blocks, which statistics read */
+    hak_list_t blocks; /* hak_large_t.link */
+} hak_large_set_t;
 
 typedef struct hak_large_s {
     uint8_t *map_base; /* the header sits here */
@@ -17,8 +28,8 @@ typedef struct hak_large_s {
     uint8_t *block;    /* the user's pointer */
     size_t usable;     /* bytes from block: the request rounded up to a page, so exact and tight */
     size_t resident;   /* pages of the mapping past this prefix are zero and not resident */
-    hak_heap_t *heap;
-    struct hak_large_s *next, *prev; /* heap->large */
+    hak_large_set_t *set; /* the owning heap's */
+    hak_list_node_t link; /* in set->blocks */
 } hak_large_t;
 
 /* Header of the large mapping in p's chunk, or NULL if p lies outside that mapping (an over-aligned mapping
@@ -43,13 +54,14 @@ static inline size_t hak_large_charged(const hak_large_t *h) {
     return (size_t)(h->block - h->map_base) + h->usable;
 }
 
-/* A large block; zeroed when `zero` (fresh mappings already are, reused ones get cleared). */
-void *hak_large_alloc(hak_heap_t *heap, size_t size, size_t align, bool zero);
+void hak_large_set_init(hak_large_set_t *set, hak_quota_t *quota);
+/* A large block of set; zeroed when `zero` (fresh mappings already are, reused ones get cleared). */
+void *hak_large_alloc(hak_large_set_t *set, size_t size, size_t align, bool zero);
 void hak_large_free(hak_large_t *h);
 /* Resizes within the mapping, by merging cached neighbours, in place, or by moving the pages with mremap;
  * NULL (p untouched, errno set) on failure. */
 void *hak_large_realloc(hak_large_t *h, size_t size);
-/* Heap destroy: releases every large block of heap (heap lock held). */
-void hak_large_release_all_locked(hak_heap_t *heap);
+/* Heap destroy: releases every large block of set. */
+void hak_large_release_all(hak_large_set_t *set);
 
 #endif

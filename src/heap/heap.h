@@ -1,7 +1,10 @@
-/* Heaps and thread heaps.
- * A hak_heap_t is the user's object: a name, an optional limit, and every thread heap that serves it.
- * A thread heap (theap) is one thread's cache for one heap: per size class, the current slab (`direct`,
- * what the fast path pops from) and the list of slabs with free blocks, plus the SuperSlabs it owns. */
+/* Heaps: the user's hak_heap_t. A heap is a name, a quota, the slab tier's arena (its thread heaps and
+ * abandoned SuperSlabs, tiny/theap.h) and its set of large blocks (bigcache/large.h); plus the registry of
+ * live heaps, each thread's lookup of its thread heap for a heap, thread exit and fork.
+ *
+ * Each thread finds its thread heap of the default heap in one TLS word (hak_tls_theap, starting on the static
+ * empty thread heap), and that of a private heap in a per-thread slot table indexed by the heap's id, checked
+ * against the heap's generation so that a slot left by a destroyed heap is never used. */
 #ifndef HAKMEM_HEAP_HEAP_H
 #define HAKMEM_HEAP_HEAP_H
 
@@ -9,39 +12,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bigcache/large.h"
 #include "common/lock.h"
+#include "common/quota.h"
 #include "hakmem/hakmem.h"
-#include "superslab/superslab.h"
-#include "tiny/size_class.h"
-
-struct hak_large_s;
-
-typedef struct hak_theap_s {
-    /* Thread cache (tiny/tcache.h): per class, a LIFO of the owner's recent frees, which still count as used
-     * in their spans, and how many more blocks it may take (0: no cache; the owner writes, statistics read).
-     * Two arrays of words, so that both are indexed like direct[]. */
-    hak_block_t *tc_head[HAK_CLASS_COUNT];
-    uintptr_t tc_room[HAK_CLASS_COUNT];
-    hak_span_t *direct[HAK_CLASS_COUNT]; /* current slab per class; &hak_span_empty when none */
-    hak_span_t *avail[HAK_CLASS_COUNT];  /* slabs with free blocks (or room to extend), direct first */
-    hak_span_t *avail_tail[HAK_CLASS_COUNT];
-    hak_superslab_t *superslabs; /* owned SuperSlabs */
-    struct hak_heap_s *heap;     /* NULL only for the static empty thread heap */
-    uintptr_t tid;
-    struct hak_theap_s *next, *prev; /* in heap->theaps */
-} hak_theap_t;
+#include "tiny/theap.h"
 
 struct hak_heap_s {
     uint32_t id;  /* index in the registry; 0 = default heap */
     uint64_t gen; /* unique per created heap: stale per-thread slots are detected by it */
     char name[HAK_STATS_NAME_MAX];
-    size_t limit_bytes;
-    size_t held_bytes;      /* spans and large mappings charged to this heap (atomic) */
+    hak_quota_t quota;      /* what spans and large blocks hold from the OS, against limit_bytes */
     size_t peak_live_bytes; /* highest live bytes seen by a stats walk (atomic max) */
-    hak_lock_t lock;        /* protects the lists below */
-    hak_theap_t *theaps;
-    hak_superslab_t *abandoned; /* SuperSlabs of exited threads, waiting to be adopted */
-    struct hak_large_s *large;  /* live large blocks */
+    hak_lock_t lock;        /* the heap's life: destroy waits for thread exits and statistics walks */
+    hak_tiny_arena_t slabs; /* tiny and pool blocks */
+    hak_large_set_t large;  /* large blocks */
 };
 
 /* Per-thread slot for a private heap: the thread heap and the heap generation it was made for. */
@@ -50,15 +35,17 @@ typedef struct hak_tslot_s {
     uint64_t gen;
 } hak_tslot_t;
 
-extern hak_theap_t hak_theap_empty;
 extern hak_heap_t hak_heap_main;
 extern __thread hak_theap_t *hak_tls_theap; /* the default heap's thread heap */
 extern __thread hak_tslot_t *hak_tls_slots;
 extern __thread uint32_t hak_tls_slot_count;
-extern __thread char hak_tls_id_anchor;
 
-/* A cheap per-thread identity: the address of a thread-local byte. */
-static inline uintptr_t hak_thread_id(void) { return (uintptr_t)&hak_tls_id_anchor; }
+static inline hak_heap_t *hak_heap_of_arena(hak_tiny_arena_t *arena) {
+    return (hak_heap_t *)(void *)((char *)arena - offsetof(hak_heap_t, slabs));
+}
+static inline hak_heap_t *hak_heap_of_large_set(hak_large_set_t *set) {
+    return (hak_heap_t *)(void *)((char *)set - offsetof(hak_heap_t, large));
+}
 
 /* Thread heap of `heap` for the calling thread; creates it on first use. NULL on out-of-memory. */
 hak_theap_t *hak_theap_get_slow(hak_heap_t *heap);
@@ -78,24 +65,23 @@ static inline hak_theap_t *hak_theap_get(hak_heap_t *heap) {
     return hak_likely(th != NULL) ? th : hak_theap_get_slow(heap);
 }
 
-/* Quota: charge or refund bytes held from the OS. Charge fails (false) past limit_bytes. */
-bool hak_heap_charge(hak_heap_t *heap, size_t bytes);
-void hak_heap_uncharge(hak_heap_t *heap, size_t bytes);
-
 /* Process-wide initialisation (idempotent, cheap after the first call). */
 void hak_init(void);
+/* Thread-exit handling set-up at initialisation (heap/thread.c). */
+void hak_thread_init(void);
 /* Statistics set-up at initialisation (heap/stats.c): keeps a private copy of stderr for HAKMEM_SHOW_STATS.
  */
 void hak_stats_init(void);
 
-/* Takes an abandoned SuperSlab of th's heap, if any, and makes th its owner. */
-hak_superslab_t *hak_heap_adopt(hak_theap_t *th);
-
+/* Calls fn for every live heap (the default heap first) with the registry locked. */
+void hak_heap_foreach(void (*fn)(hak_heap_t *heap, void *arg), void *arg);
+/* Locks (and in the child re-initialises) the registry and every heap's locks, for fork. */
 void hak_heap_fork_prepare(void);
 void hak_heap_fork_parent(void);
 void hak_heap_fork_child(void);
-
-/* Calls fn for every live heap (the default heap first) with the registry locked. */
-void hak_heap_foreach(void (*fn)(hak_heap_t *heap, void *arg), void *arg);
+/* With the registry locked (hak_heap_foreach or the fork handlers): the live heap of an id and generation. */
+hak_heap_t *hak_heap_lookup_locked(uint32_t id, uint64_t gen);
+void hak_heap_registry_lock(void);
+void hak_heap_registry_unlock(void);
 
 #endif

@@ -5,12 +5,12 @@
 #include <unistd.h>
 #include <string.h>
 
-#include "common/options.h"
 #include "bigcache/bigcache.h"
 #include "bigcache/large.h"
+#include "common/options.h"
 #include "heap/heap.h"
-#include "heap/theap.h"
 #include "os/os.h"
+#include "tiny/span.h"
 #include "tiny/tcache.h"
 
 static void add_superslab(hak_stats_t *st, hak_superslab_t *ss) {
@@ -53,15 +53,23 @@ static void sub_tcache(hak_stats_t *st, const hak_theap_t *th) {
     }
 }
 
-static void add_heap_locked(hak_stats_t *st, hak_heap_t *heap) {
-    for (hak_theap_t *th = heap->theaps; th != NULL; th = th->next) {
-        for (hak_superslab_t *ss = th->superslabs; ss != NULL; ss = ss->next)
-            add_superslab(st, ss);
+static void add_arena(hak_stats_t *st, hak_tiny_arena_t *arena) {
+    hak_lock(&arena->lock);
+    for (hak_list_node_t *t = arena->theaps.first; t != NULL; t = t->next) {
+        hak_theap_t *th = hak_list_entry(t, hak_theap_t, link);
+        for (hak_list_node_t *l = th->superslabs.first; l != NULL; l = l->next)
+            add_superslab(st, hak_ss_of_link(l));
         sub_tcache(st, th);
     }
-    for (hak_superslab_t *ss = heap->abandoned; ss != NULL; ss = ss->next)
-        add_superslab(st, ss);
-    for (hak_large_t *h = heap->large; h != NULL; h = h->next) {
+    for (hak_list_node_t *l = arena->abandoned.first; l != NULL; l = l->next)
+        add_superslab(st, hak_ss_of_link(l));
+    hak_unlock(&arena->lock);
+}
+
+static void add_large_set(hak_stats_t *st, hak_large_set_t *set) {
+    hak_lock(&set->lock);
+    for (hak_list_node_t *l = set->blocks.first; l != NULL; l = l->next) {
+        hak_large_t *h = hak_list_entry(l, hak_large_t, link);
         uint64_t usable = h->usable;
         st->large_blocks++;
         st->large_bytes += usable;
@@ -70,6 +78,7 @@ static void add_heap_locked(hak_stats_t *st, hak_heap_t *heap) {
         st->reserved_bytes += h->map_size;
         st->committed_bytes += hak_large_charged(h);
     }
+    hak_unlock(&set->lock);
 }
 
 static void note_peak(hak_heap_t *heap, hak_stats_t *st) {
@@ -83,11 +92,12 @@ static void note_peak(hak_heap_t *heap, hak_stats_t *st) {
 
 static void fill_one(hak_heap_t *heap, hak_stats_t *st) {
     hak_lock(&heap->lock);
-    hak_heap_settle_abandoned_locked(heap);
-    add_heap_locked(st, heap);
+    hak_tiny_arena_settle_abandoned(&heap->slabs);
+    add_arena(st, &heap->slabs);
+    add_large_set(st, &heap->large);
     hak_unlock(&heap->lock);
     note_peak(heap, st);
-    st->limit_bytes = heap->limit_bytes;
+    st->limit_bytes = heap->quota.limit;
 }
 
 static void add_to_process(hak_heap_t *heap, void *arg) {

@@ -38,12 +38,12 @@
 
 #include "bigcache/large.h"
 #include "hakmem/hakmem.h"
+#include "heap/heap.h"
 #include "os/os.h"
 #include "override/foreign.h"
 #include "tiny/tiny.h"
 
 #define HAK_OVERRIDE __attribute__((visibility("default")))
-#define HAK_MIN_ALIGN ((size_t)16)
 
 /* Region kind of p, or HAK_REGION_NONE if p certainly is not hakmem's. A SuperSlab fills its whole 2 MiB
  * chunk, but a large block's mapping may be shorter than the chunk the region map marks for it, and the

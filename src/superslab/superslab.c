@@ -57,7 +57,7 @@ hak_span_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsign
         hak_store_relaxed(&ss->span_back[i + k], (uint8_t)k);
     s->free = NULL;
     s->local_free = NULL;
-    s->next = s->prev = NULL;
+    s->link.next = s->link.prev = NULL;
     __atomic_store_n(&s->thread_free, NULL, __ATOMIC_RELAXED);
     hak_store_relaxed(&s->used, 0);
     hak_store_relaxed(&s->remote_pending, 0);
@@ -90,7 +90,7 @@ void hak_ss_span_release(hak_superslab_t *ss, hak_span_t *s) {
         hak_store_relaxed(&d->used, 0);
         hak_store_relaxed(&d->flags, 0);
         d->free = d->local_free = NULL;
-        d->next = d->prev = NULL;
+        d->link.next = d->link.prev = NULL;
     }
     uint32_t bits = (n >= 32 ? 0xffffffffu : ((1u << n) - 1u)) << i;
     hak_store_relaxed(&ss->free_mask, ss->free_mask | bits);
@@ -112,40 +112,32 @@ void hak_ss_purge_free_slabs(hak_superslab_t *ss) {
 }
 
 /* ---- global cache of empty SuperSlabs ----
- * `warm` holds committed ones, newest first (the tail is the oldest, purged first after the delay);
- * `cold` holds purged ones. SuperSlabs are never unmapped: a late remote-free notification may still touch
- * a header, and reusing address space keeps the process's mappings flat. Purging returns the memory. */
+ * `warm` holds committed ones, newest first (the last is the oldest, purged first after the delay); `cold`
+ * holds purged ones. SuperSlabs are never unmapped: a late remote-free notification may still touch a
+ * header, and reusing address space keeps the process's mappings flat. Purging returns the memory. Both
+ * lists are protected by ss_cache_lock. */
 static hak_lock_t ss_cache_lock = HAK_LOCK_INIT;
-static hak_superslab_t *warm_head, *warm_tail, *cold_head;
+static hak_list_t warm, cold;
 static size_t warm_count, cold_count;
 
-static void warm_unlink(hak_superslab_t *ss) {
-    if (ss->prev)
-        ss->prev->next = ss->next;
-    else
-        warm_head = ss->next;
-    if (ss->next)
-        ss->next->prev = ss->prev;
-    else
-        warm_tail = ss->prev;
-    ss->next = ss->prev = NULL;
-    warm_count--;
-}
+static hak_superslab_t *ss_of_link(hak_list_node_t *n) { return hak_list_entry_or_null(n, hak_superslab_t, link); }
 
 static void purge_to_cold(hak_superslab_t *ss) {
-    warm_unlink(ss);
+    hak_list_remove(&warm, &ss->link);
+    warm_count--;
     /* Keep the header pages: they hold the list links. */
     hak_os_purge((uint8_t *)ss + HAK_SS_HEADER_SIZE, HAK_SS_SIZE - HAK_SS_HEADER_SIZE);
     ss->purged = 1;
-    ss->next = cold_head;
-    cold_head = ss;
+    hak_list_push_front(&cold, &ss->link);
     cold_count++;
 }
 
 static void decay_locked(uint64_t now, bool force) {
-    while (warm_tail != NULL && (force || warm_count > hak_options.ss_cache_max ||
-                                 now - warm_tail->cached_since_ms >= hak_options.purge_delay_ms))
-        purge_to_cold(warm_tail);
+    hak_superslab_t *oldest;
+    while ((oldest = ss_of_link(warm.last)) != NULL &&
+           (force || warm_count > hak_options.ss_cache_max ||
+            now - oldest->cached_since_ms >= hak_options.purge_delay_ms))
+        purge_to_cold(oldest);
 }
 
 static void header_reset(hak_superslab_t *ss) {
@@ -159,23 +151,21 @@ static void header_reset(hak_superslab_t *ss) {
     ss->idle_mask = 0;
     __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&ss->owner_tid, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&ss->heap, NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&ss->arena, NULL, __ATOMIC_RELAXED);
     ss->owner = NULL;
-    ss->next = ss->prev = NULL;
+    ss->link.next = ss->link.prev = NULL;
     ss->purged = 0;
 }
 
 hak_superslab_t *hak_ss_acquire(bool *resident) {
     hak_lock(&ss_cache_lock);
-    hak_superslab_t *ss = warm_head;
+    hak_superslab_t *ss = ss_of_link(hak_list_pop_front(&warm));
     *resident = ss != NULL;
-    if (ss != NULL) {
-        warm_unlink(ss);
-    } else if ((ss = cold_head) != NULL) {
-        cold_head = ss->next;
+    if (ss != NULL)
+        warm_count--;
+    else if ((ss = ss_of_link(hak_list_pop_front(&cold))) != NULL)
         cold_count--;
-    }
-    if (warm_tail != NULL)
+    if (!hak_list_is_empty(&warm))
         decay_locked(hak_os_now_ms(), false);
     hak_unlock(&ss_cache_lock);
     if (ss != NULL) {
@@ -197,13 +187,7 @@ void hak_ss_release(hak_superslab_t *ss) {
     uint64_t now = hak_os_now_ms();
     ss->cached_since_ms = now;
     hak_lock(&ss_cache_lock);
-    ss->next = warm_head;
-    ss->prev = NULL;
-    if (warm_head)
-        warm_head->prev = ss;
-    else
-        warm_tail = ss;
-    warm_head = ss;
+    hak_list_push_front(&warm, &ss->link);
     warm_count++;
     decay_locked(now, false);
     hak_unlock(&ss_cache_lock);

@@ -11,6 +11,7 @@
 
 #include "common/atomic.h"
 #include "common/compiler.h"
+#include "common/list.h"
 #include "common/region_map.h"
 
 #define HAK_SS_SHIFT HAK_CHUNK_SHIFT
@@ -30,8 +31,10 @@ enum hak_span_flags {
     HAK_SPAN_HAS_ALIGNED = 2, /* gave out interior (aligned) pointers: frees must round down */
 };
 
+/* Owners of SuperSlabs and spans, defined by the slab tier above (tiny/theap.h); this layer only stores
+ * pointers to them. */
 struct hak_theap_s;
-struct hak_heap_s;
+struct hak_tiny_arena_s;
 
 typedef struct hak_span_s {
     hak_block_t *free;       /* allocation pops here (owner only) */
@@ -47,8 +50,8 @@ typedef struct hak_span_s {
     uint32_t remote_pending; /* blocks pushed on thread_free and not yet collected (atomic; for stats) */
     uint64_t div_magic;
     uint8_t *start;                         /* first block */
-    struct hak_span_s *next, *prev;         /* thread heap's list of slabs with free blocks for this class */
-    hak_block_t *thread_free;               /* frees from other threads, one CAS each (atomic access) */
+    hak_list_node_t link;     /* in the thread heap's list of spans with free blocks of this class */
+    hak_block_t *thread_free; /* frees from other threads, one CAS each (atomic access) */
 } __attribute__((aligned(128))) hak_span_t; /* a power of two: descriptor lookups are shifts, and
                                                neighbouring slabs do not share cache lines */
 
@@ -59,8 +62,8 @@ typedef struct hak_superslab_s {
     /* Per slab: its index minus its span's first index (0 for the first and for free slabs). Kept here,
      * not in the descriptors, so a free into a multi-slab span reads one descriptor, not two. */
     uint8_t span_back[HAK_SLABS_PER_SS];
-    struct hak_heap_s *heap; /* owning heap, NULL while cached (atomic access) */
-    struct hak_superslab_s *next, *prev;
+    struct hak_tiny_arena_s *arena; /* the owning heap's slab tier, NULL while cached (atomic access) */
+    hak_list_node_t link; /* in its thread heap's list, its arena's abandoned list, or the global cache */
     uint32_t free_mask;   /* bit i set = slab i is free (owner writes, relaxed) */
     uint32_t remote_mask; /* bit i set = span starting at slab i got remote frees since last scan */
     uint32_t purged_mask; /* free slabs whose pages went back to the OS (owner only) */

@@ -2,8 +2,8 @@
  * look for another slab of the class, collect remote frees, or take a new span. */
 #include <errno.h>
 
-#include "heap/theap.h"
-#include "tiny/slab_list.h"
+#include "tiny/span.h"
+#include "tiny/span_list.h"
 #include "tiny/tiny.h"
 
 /* Blocks are carved a page's worth at a time so a fresh span is touched only as it is used. */
@@ -45,8 +45,8 @@ static inline void *slab_pop(hak_span_t *s) {
 }
 
 void *hak_tiny_alloc_slow(hak_theap_t *th, unsigned cls) {
-    if (hak_unlikely(th->heap == NULL)) { /* the static empty thread heap: first allocation of this thread */
-        th = hak_theap_get_slow(&hak_heap_main);
+    if (hak_unlikely(th->arena == NULL)) { /* the static empty thread heap: first allocation of this thread */
+        th = hak_theap_first_use();
         if (th == NULL) {
             errno = ENOMEM;
             return NULL;
@@ -54,17 +54,17 @@ void *hak_tiny_alloc_slow(hak_theap_t *th, unsigned cls) {
     }
     bool scanned_remote = false;
     for (;;) {
-        hak_span_t *s = th->avail[cls];
+        hak_span_t *s = hak_avail_first(th, cls);
         while (s != NULL) {
             if (slab_refill(s)) {
-                if (s != th->avail[cls]) {
+                if (s != hak_avail_first(th, cls)) {
                     hak_avail_remove(th, s);
                     hak_avail_push_front(th, s);
                 }
                 th->direct[cls] = s;
                 return slab_pop(s);
             }
-            hak_span_t *next = s->next;
+            hak_span_t *next = hak_avail_next(s);
             hak_avail_remove(th, s);
             hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SPAN_FULL));
             s = next;
@@ -73,7 +73,7 @@ void *hak_tiny_alloc_slow(hak_theap_t *th, unsigned cls) {
         if (!scanned_remote) {
             scanned_remote = true;
             hak_theap_collect_remote(th);
-            if (th->avail[cls] != NULL)
+            if (!hak_list_is_empty(&th->avail[cls]))
                 continue;
         }
         s = hak_theap_span_new(th, cls);

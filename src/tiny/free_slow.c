@@ -1,7 +1,8 @@
 /* Free slow path for slab classes: validation and error reports, aligned (interior) pointers, frees into
  * full slabs, frees from other threads, and retiring slabs that became empty. */
-#include "heap/theap.h"
-#include "tiny/slab_list.h"
+#include "common/error.h"
+#include "tiny/span.h"
+#include "tiny/span_list.h"
 #include "tiny/tiny.h"
 
 /* Returns the block start for p, or NULL (after reporting) if p is not a live block of s. */

@@ -1,7 +1,8 @@
-/* Size classes: every block size is a multiple of 16. Steps of 16 B up to 128 B, then four classes per
- * doubling (160, 192, 224, 256, 320, ...) through the slab tiers (tiny up to 8 KiB, pool above it up to
- * HAK_SLAB_MAX_SIZE). A size maps to the smallest class that holds it; sizes up to 1 KiB use one table load.
- */
+/* Size classes and their span sizes. Every block size is a multiple of 16: steps of 16 B up to 128 B, then
+ * four classes per doubling (160, 192, 224, 256, 320, ...) up to HAK_SLAB_MAX_SIZE. The "tiny" classes (up to
+ * 8 KiB) have a thread cache; the mid ("pool") classes above them use the same spans and fast paths, in
+ * spans of several slabs. A size maps to the smallest class that holds it; sizes up to 1 KiB use one table
+ * load, larger ones bit arithmetic. */
 #ifndef HAKMEM_TINY_SIZE_CLASS_H
 #define HAKMEM_TINY_SIZE_CLASS_H
 
@@ -9,10 +10,12 @@
 #include <stdint.h>
 
 #include "common/compiler.h"
+#include "superslab/superslab.h"
 
 #define HAK_TINY_MAX_SIZE ((size_t)8192)       /* largest tiny class */
 #define HAK_SLAB_MAX_SIZE ((size_t)256 * 1024) /* largest class served from slabs (pool tops out here) */
 #define HAK_LUT_MAX_SIZE ((size_t)1024)        /* sizes up to this map through the table */
+#define HAK_MIN_ALIGN ((size_t)16)             /* every block is aligned to its smallest class */
 
 /* 8 classes of 16..128, then 4 per doubling: 128->256 ... 128K->256K is 11 doublings. */
 #define HAK_CLASS_COUNT (8 + 4 * 11)
@@ -38,5 +41,20 @@ static inline unsigned hak_size_class(size_t size) {
 }
 
 static inline size_t hak_class_size(unsigned cls) { return hak_class_sizes[cls]; }
+
+/* Span sizes. A tiny span holds 64 blocks (with 8 blocks of 8 KiB per slab every eighth allocation took the
+ * slow path), unless that takes more than half a SuperSlab. A pool (mid-size) span holds 8 blocks (fewer
+ * live-but-sparse spans pin less memory), unless that takes more than 256 KiB: then as many blocks as fit in
+ * 256 KiB (at least one), in the fewest slabs. Spans of up to 1 MiB left the free slabs too scattered to hold
+ * another one, so every few spans took a new SuperSlab. docs/DECISIONS.md has the measurements. */
+#define HAK_TINY_SPAN_MIN_BLOCKS 64
+#define HAK_TINY_MAX_SLABS 16
+#define HAK_POOL_MIN_BLOCKS 8
+#define HAK_POOL_MAX_SLABS 4
+
+extern const uint8_t hak_class_span_slabs[HAK_CLASS_COUNT];
+
+/* Slabs in a span of class cls. */
+static inline unsigned hak_span_slabs_for(unsigned cls) { return hak_class_span_slabs[cls]; }
 
 #endif

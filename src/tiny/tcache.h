@@ -6,7 +6,7 @@
 #ifndef HAKMEM_TINY_TCACHE_H
 #define HAKMEM_TINY_TCACHE_H
 
-#include "heap/heap.h"
+#include "tiny/theap.h"
 
 /* Blocks the cache of class cls may hold (0: no cache). */
 extern const uint16_t hak_tcache_limit[HAK_CLASS_COUNT];

@@ -4,12 +4,10 @@
 #ifndef HAKMEM_TINY_TINY_H
 #define HAKMEM_TINY_TINY_H
 
-#include "common/error.h"
-#include "heap/heap.h"
-#include "heap/theap.h"
 #include "superslab/superslab.h"
 #include "tiny/size_class.h"
 #include "tiny/tcache.h"
+#include "tiny/theap.h"
 
 /* Slow paths (tiny/alloc_slow.c, tiny/free_slow.c). */
 void *hak_tiny_alloc_slow(hak_theap_t *th, unsigned cls);

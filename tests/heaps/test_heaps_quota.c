@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "heaps_util.h"
-#include "pool/pool.h" /* span sizes per class: to compute what the heap was charged from its statistics */
+#include "tiny/size_class.h" /* span sizes per class: to compute what the heap was charged from its statistics */
 
 /* Memory charged to the heap, from its statistics: every span counts its slabs, every large block its
  * mapping (usable size + the 64-byte header, a multiple of 4 KiB). */

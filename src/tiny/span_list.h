@@ -1,47 +1,38 @@
-/* The thread heap's per-class list of slabs that have free blocks. Owner thread only. */
-#ifndef HAKMEM_TINY_SLAB_LIST_H
-#define HAKMEM_TINY_SLAB_LIST_H
+/* A thread heap's per-class lists of spans with free blocks, and the collection of a span's remote frees.
+ * Owner thread only. */
+#ifndef HAKMEM_TINY_SPAN_LIST_H
+#define HAKMEM_TINY_SPAN_LIST_H
 
-#include "heap/heap.h"
+#include "common/list.h"
+#include "tiny/theap.h"
 
+static inline hak_span_t *hak_avail_first(hak_theap_t *th, unsigned cls) {
+    return hak_list_entry_or_null(th->avail[cls].first, hak_span_t, link);
+}
+
+static inline hak_span_t *hak_avail_next(hak_span_t *s) {
+    return hak_list_entry_or_null(s->link.next, hak_span_t, link);
+}
+
+/* Takes s off its class list; if it was the current span, the next one on the list (or none) becomes it. */
 static inline void hak_avail_remove(hak_theap_t *th, hak_span_t *s) {
     unsigned cls = s->cls;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        th->avail[cls] = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    else
-        th->avail_tail[cls] = s->prev;
-    s->next = s->prev = NULL;
-    if (th->direct[cls] == s)
-        th->direct[cls] = th->avail[cls] ? th->avail[cls] : &hak_span_empty;
+    hak_list_remove(&th->avail[cls], &s->link);
+    if (th->direct[cls] == s) {
+        hak_span_t *first = hak_avail_first(th, cls);
+        th->direct[cls] = first != NULL ? first : &hak_span_empty;
+    }
 }
 
 static inline void hak_avail_push_front(hak_theap_t *th, hak_span_t *s) {
-    unsigned cls = s->cls;
-    s->prev = NULL;
-    s->next = th->avail[cls];
-    if (s->next)
-        s->next->prev = s;
-    else
-        th->avail_tail[cls] = s;
-    th->avail[cls] = s;
+    hak_list_push_front(&th->avail[s->cls], &s->link);
 }
 
 static inline void hak_avail_push_back(hak_theap_t *th, hak_span_t *s) {
-    unsigned cls = s->cls;
-    s->next = NULL;
-    s->prev = th->avail_tail[cls];
-    if (s->prev)
-        s->prev->next = s;
-    else
-        th->avail[cls] = s;
-    th->avail_tail[cls] = s;
+    hak_list_push_back(&th->avail[s->cls], &s->link);
 }
 
-/* A full slab got a block back: it becomes allocatable again. It joins the back of the list so that it
+/* A full span got a block back: it becomes allocatable again. It joins the back of the list so that it
  * gathers more frees before the allocator comes back to it (taking it at once would refill one block). */
 static inline void hak_span_unfull(hak_theap_t *th, hak_span_t *s) {
     hak_store_relaxed(&s->flags, (uint8_t)(s->flags & ~HAK_SPAN_FULL));
@@ -50,7 +41,7 @@ static inline void hak_span_unfull(hak_theap_t *th, hak_span_t *s) {
         th->direct[s->cls] = s;
 }
 
-/* Moves blocks freed by other threads into the slab's free list (owner only). */
+/* Moves blocks freed by other threads into the span's free list (owner only). */
 static inline void hak_span_collect_remote(hak_span_t *s) {
     if (__atomic_load_n(&s->thread_free, __ATOMIC_RELAXED) == NULL)
         return;

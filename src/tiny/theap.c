@@ -1,0 +1,131 @@
+/* Thread heaps and tiny arenas: creation, thread exit (abandon), heap destroy (release all), hak_collect, and
+ * settling the abandoned SuperSlabs that nobody owns. */
+#include "tiny/theap.h"
+
+#include "common/meta.h"
+#include "tiny/span.h"
+#include "tiny/span_list.h"
+#include "tiny/tcache.h"
+
+hak_theap_t hak_theap_empty = {.direct = {[0 ... HAK_CLASS_COUNT - 1] = &hak_span_empty}};
+__thread char hak_tls_id_anchor;
+
+void hak_tiny_arena_init(hak_tiny_arena_t *arena, hak_quota_t *quota, void (*reclaim)(void)) {
+    arena->quota = quota;
+    arena->reclaim = reclaim;
+    hak_lock_init(&arena->lock);
+    arena->theaps.first = arena->theaps.last = NULL;
+    arena->abandoned.first = arena->abandoned.last = NULL;
+    arena->abandoned_count = 0;
+}
+
+hak_theap_t *hak_theap_create(hak_tiny_arena_t *arena) {
+    hak_theap_t *th = hak_meta_alloc(sizeof *th);
+    if (th == NULL)
+        return NULL;
+    for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
+        th->direct[c] = &hak_span_empty;
+    hak_tcache_init(th);
+    th->arena = arena;
+    th->tid = hak_thread_id();
+    hak_lock(&arena->lock);
+    hak_list_push_front(&arena->theaps, &th->link);
+    hak_unlock(&arena->lock);
+    return th;
+}
+
+static void abandoned_push_locked(hak_tiny_arena_t *arena, hak_superslab_t *ss) {
+    hak_list_push_front(&arena->abandoned, &ss->link);
+    __atomic_store_n(&arena->abandoned_count, arena->abandoned_count + 1, __ATOMIC_RELAXED);
+}
+
+static void abandoned_remove_locked(hak_tiny_arena_t *arena, hak_superslab_t *ss) {
+    hak_list_remove(&arena->abandoned, &ss->link);
+    __atomic_store_n(&arena->abandoned_count, arena->abandoned_count - 1, __ATOMIC_RELAXED);
+}
+
+/* Settles every span of ss; true if that emptied and released the SuperSlab. */
+static bool settle_superslab(hak_theap_t *th, hak_superslab_t *ss) {
+    unsigned i = 0;
+    for (hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;)
+        if (hak_theap_span_settle(th, ss, s))
+            return true;
+    return false;
+}
+
+void hak_theap_abandon(hak_theap_t *th) {
+    hak_tiny_arena_t *arena = th->arena;
+    hak_tcache_flush(th);
+    for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
+        th->direct[c] = &hak_span_empty; /* lets settling retire every empty span */
+    hak_list_for_each_safe(l, next, &th->superslabs) {
+        hak_superslab_t *ss = hak_ss_of_link(l);
+        if (settle_superslab(th, ss))
+            continue;
+        /* Still has live blocks: hand it to the arena. Its spans leave th's lists (adoption resets the links).
+         */
+        hak_lock(&arena->lock);
+        hak_list_remove(&th->superslabs, &ss->link);
+        ss->owner = NULL;
+        __atomic_store_n(&ss->owner_tid, 0, __ATOMIC_RELEASE);
+        abandoned_push_locked(arena, ss);
+        hak_unlock(&arena->lock);
+    }
+    hak_lock(&arena->lock);
+    hak_list_remove(&arena->theaps, &th->link);
+    hak_unlock(&arena->lock);
+    hak_meta_free(th, sizeof *th);
+}
+
+void hak_tiny_arena_release_all(hak_tiny_arena_t *arena) {
+    hak_lock(&arena->lock);
+    hak_list_for_each_safe(t, tnext, &arena->theaps) {
+        hak_theap_t *th = hak_list_entry(t, hak_theap_t, link);
+        hak_list_for_each_safe(l, next, &th->superslabs)
+            hak_ss_release(hak_ss_of_link(l));
+        hak_meta_free(th, sizeof *th);
+    }
+    hak_list_for_each_safe(l, next, &arena->abandoned)
+        hak_ss_release(hak_ss_of_link(l));
+    arena->theaps.first = arena->theaps.last = NULL;
+    arena->abandoned.first = arena->abandoned.last = NULL;
+    __atomic_store_n(&arena->abandoned_count, 0, __ATOMIC_RELAXED);
+    hak_unlock(&arena->lock);
+}
+
+void hak_tiny_arena_settle_abandoned(hak_tiny_arena_t *arena) {
+    hak_lock(&arena->lock);
+    hak_list_for_each_safe(l, next, &arena->abandoned) {
+        hak_superslab_t *ss = hak_ss_of_link(l);
+        __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
+        unsigned i = 0;
+        for (hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
+            hak_span_collect_remote(s);
+            if (s->used == 0) {
+                hak_quota_uncharge(arena->quota, (size_t)s->span_slabs * HAK_SLAB_SIZE);
+                hak_ss_span_release(ss, s);
+            }
+        }
+        if (hak_ss_is_empty(ss)) {
+            abandoned_remove_locked(arena, ss);
+            hak_ss_release(ss);
+        }
+    }
+    hak_unlock(&arena->lock);
+}
+
+void hak_theap_release_empty(hak_theap_t *th) {
+    hak_tcache_flush(th);
+    hak_list_for_each_safe(l, next, &th->superslabs) {
+        hak_superslab_t *ss = hak_ss_of_link(l);
+        unsigned i = 0;
+        for (hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
+            if (th->direct[s->cls] == s)
+                th->direct[s->cls] = &hak_span_empty; /* lets settling free the current span too */
+            if (hak_theap_span_settle(th, ss, s))
+                break;
+            if (th->direct[s->cls] == &hak_span_empty && !hak_list_is_empty(&th->avail[s->cls]))
+                th->direct[s->cls] = hak_avail_first(th, s->cls);
+        }
+    }
+}

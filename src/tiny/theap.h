@@ -1,0 +1,78 @@
+/* Thread heaps and tiny arenas: the owners of spans.
+ *
+ * A tiny arena is the slab tier's share of one heap: the quota its spans are charged to, the thread heaps
+ * that serve it, and the SuperSlabs of exited threads waiting to be adopted. The heap above embeds one and
+ * hands it down, so this module never needs to know what a heap is.
+ *
+ * A thread heap is one thread's cache for one arena: per size class the current span (`direct`, what the fast
+ * path pops from), the thread cache (tiny/tcache.h) and the list of spans with free blocks; plus the
+ * SuperSlabs it owns. Only its thread touches it, except for statistics, which read the counts with relaxed
+ * loads and walk the SuperSlab list under the arena lock.
+ *
+ * Provided by the layer above (heap/): hak_theap_first_use, called when a thread that still runs on the
+ * static empty thread heap allocates for the first time. */
+#ifndef HAKMEM_TINY_THEAP_H
+#define HAKMEM_TINY_THEAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/list.h"
+#include "common/lock.h"
+#include "common/quota.h"
+#include "superslab/superslab.h"
+#include "tiny/size_class.h"
+
+typedef struct hak_tiny_arena_s {
+    hak_quota_t *quota;    /* charged 64 KiB per slab of every span taken */
+    void (*reclaim)(void); /* out of memory or address space: the layer above drops what it caches */
+    hak_lock_t lock;       /* protects the two lists below and each thread heap's `superslabs` list */
+    hak_list_t theaps;     /* hak_theap_t.link */
+    hak_list_t abandoned;  /* SuperSlabs of exited threads (hak_superslab_t.link) */
+    size_t abandoned_count; /* atomic: adoption looks at it without the lock */
+} hak_tiny_arena_t;
+
+typedef struct hak_theap_s {
+    /* Thread cache (tiny/tcache.h): per class, a LIFO of the owner's recent frees, which still count as used
+     * in their spans, and how many more blocks it may take (0: no cache; the owner writes, statistics read).
+     * Two arrays of words, so that both are indexed like direct[]. */
+    hak_block_t *tc_head[HAK_CLASS_COUNT];
+    uintptr_t tc_room[HAK_CLASS_COUNT];
+    hak_span_t *direct[HAK_CLASS_COUNT]; /* current span per class; &hak_span_empty when none */
+    hak_list_t avail[HAK_CLASS_COUNT];   /* spans with free blocks (or room to extend), direct first */
+    hak_list_t superslabs;               /* owned SuperSlabs (arena lock) */
+    hak_tiny_arena_t *arena;             /* NULL only for the static empty thread heap */
+    uintptr_t tid;
+    hak_list_node_t link; /* in arena->theaps */
+} hak_theap_t;
+
+/* The static empty thread heap every thread starts on: all its direct[] point at hak_span_empty, so the fast
+ * path needs no initialisation test. */
+extern hak_theap_t hak_theap_empty;
+
+/* A cheap per-thread identity: the address of a thread-local byte. */
+extern __thread char hak_tls_id_anchor;
+static inline uintptr_t hak_thread_id(void) { return (uintptr_t)&hak_tls_id_anchor; }
+
+/* Provided by heap/: the calling thread's thread heap of the default heap, created (and hakmem initialised)
+ * on first use; NULL when out of memory. */
+hak_theap_t *hak_theap_first_use(void);
+
+/* Sets up an arena charging `quota`; `reclaim` may be NULL. */
+void hak_tiny_arena_init(hak_tiny_arena_t *arena, hak_quota_t *quota, void (*reclaim)(void));
+/* A new thread heap of arena for the calling thread (takes the arena lock). NULL when out of memory. */
+hak_theap_t *hak_theap_create(hak_tiny_arena_t *arena);
+/* Thread exit: settles th's spans, gives empty SuperSlabs back, hands the others to th's arena for adoption,
+ * and frees th. */
+void hak_theap_abandon(hak_theap_t *th);
+/* Heap destroy: gives every SuperSlab of the arena (thread heaps' and abandoned ones) back to the global cache
+ * without visiting blocks, and frees the thread heaps. No thread may use the arena meanwhile. */
+void hak_tiny_arena_release_all(hak_tiny_arena_t *arena);
+/* hak_collect for the calling thread: flushes its cache, collects remote frees and gives back every empty
+ * span, including the current one of each class. */
+void hak_theap_release_empty(hak_theap_t *th);
+/* Collects remote frees into the arena's abandoned SuperSlabs and gives back the spans and SuperSlabs that
+ * turned out empty (takes the arena lock). */
+void hak_tiny_arena_settle_abandoned(hak_tiny_arena_t *arena);
+
+#endif
