@@ -40,6 +40,10 @@ RANK_RE = re.compile(r"-?\d+")
 COMMENT_OR_LITERAL_RE = re.compile(r"/\*.*?\*/|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", re.S)
 
 
+class CannotCheck(Exception):
+    """The tree cannot be checked: no valid layer table, or no sources."""
+
+
 @dataclass(frozen=True)
 class Layer:
     folder: str  # "src/tiny/"
@@ -278,13 +282,13 @@ def describe_cycle(trail: List[Include], layers: List[Layer]) -> str:
 # ---- main ---------------------------------------------------------------------------------------------------
 
 def check(root: Path) -> Tuple[List[str], str]:
-    """(problems, summary) for the tree at root; raises ValueError when the tree cannot be checked."""
+    """(problems, summary) for the tree at root; raises CannotCheck when it cannot be checked."""
     layers, errors = read_layers(root)
     if errors:
-        raise ValueError("\n".join(errors + [f"layers: no valid layer table in {DOC}; nothing checked"]))
+        raise CannotCheck("\n".join(errors + [f"layers: no valid layer table in {DOC}; nothing checked"]))
     files = source_files(root)
     if not files:
-        raise ValueError(f"layers: no .c or .h files under {root / 'src'}")
+        raise CannotCheck(f"layers: no .c or .h files under {root / 'src'}")
     includes = [inc for path in files for inc in includes_of(root, path)]
     problems = (check_listed(files, layers) + check_targets(includes) + check_ranks(includes, layers)
                 + check_module_cycles(includes, layers) + check_file_cycles(includes, layers))
@@ -300,7 +304,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     root = Path(parser.parse_args(argv).root).resolve()
     try:
         problems, summary = check(root)
-    except ValueError as error:
+    except CannotCheck as error:
         print(error, file=sys.stderr)
         return 1
     for problem in problems:
