@@ -44,10 +44,10 @@ class CannotCheck(Exception):
     """The tree cannot be checked: no valid layer table, or no sources."""
 
 
-@dataclass(frozen=True)
-class Layer:
-    folder: str  # "src/tiny/"
+@dataclass(frozen=True, order=True)
+class Layer:  # ordered by rank, then folder
     rank: int
+    folder: str  # "src/tiny/"
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def parse_row(root: Path, cells: List[str], columns: Tuple[int, int], where: str
         return None, f"{where}: '{cell}' is not a folder under src/ (write it as `src/<name>/`)"
     if not (root / folder).is_dir():
         return None, f"{where}: folder {folder} does not exist"
-    return Layer(folder, int(rank)), None
+    return Layer(int(rank), folder), None
 
 
 def parse_table(root: Path, lines: List[str], start: int, end: int) -> Tuple[List[Layer], List[str]]:
@@ -239,9 +239,9 @@ def check_module_cycles(includes: List[Include], layers: List[Layer]) -> List[st
         if edge and edge[0] != edge[1]:
             first.setdefault(edge, inc)
     problems = []
-    for (low, high), up in sorted(first.items(), key=lambda item: [(layer.rank, layer.folder) for layer in item[0]]):
+    for (low, high), up in sorted(first.items(), key=lambda item: item[0]):
         down = first.get((high, low))
-        if down and (low.rank, low.folder) < (high.rank, high.folder):
+        if down and low < high:
             problems.append(f"module cycle: {low.folder} (rank {low.rank}) <-> {high.folder} (rank {high.rank}): "
                             f"{up.where()} includes {up.name}; {down.where()} includes {down.name}")
     return problems
