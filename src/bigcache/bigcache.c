@@ -16,13 +16,13 @@ typedef struct entry_s {
     size_t trim_from; /* while being trimmed: purge from here to `dirty` */
     size_t donate;    /* while being gathered: bytes (whole chunks) moving into a block */
     uint64_t since_ms;
-    struct entry_s *chain;         /* next of the same size (table chain) */
-    hak_list_node_t age;  /* in `ages`: first = newest, last = oldest */
+    struct entry_s *chain; /* next of the same size (table chain) */
+    hak_list_node_t age;   /* in `ages`: first = newest, last = oldest */
 } entry_t;
 
 static hak_lock_t cache_lock = HAK_LOCK_INIT;
 static hak_size_table_t table; /* chunk count -> chain of entries of that size */
-static hak_list_t ages; /* every cached entry, newest first */
+static hak_list_t ages;        /* every cached entry, newest first */
 static size_t cached_bytes, cached_entries;
 /* The resident budget (see budget_locked): live = resident bytes of live large blocks, as reported; its
  * high-water mark bounds live + cached dirty bytes. */

@@ -23,11 +23,11 @@ typedef struct hak_large_set_s {
 } hak_large_set_t;
 
 typedef struct hak_large_s {
-    uint8_t *map_base; /* the header sits here */
-    size_t map_size;   /* address space of the mapping (whole chunks, or pages for LARGE_FAR) */
-    uint8_t *block;    /* the user's pointer */
-    size_t usable;     /* bytes from block: the request rounded up to a page, so exact and tight */
-    size_t resident;   /* pages of the mapping past this prefix are zero and not resident */
+    uint8_t *map_base;    /* the header sits here */
+    size_t map_size;      /* address space of the mapping (whole chunks, or pages for LARGE_FAR) */
+    uint8_t *block;       /* the user's pointer */
+    size_t usable;        /* bytes from block: the request rounded up to a page, so exact and tight */
+    size_t resident;      /* pages of the mapping past this prefix are zero and not resident */
     hak_large_set_t *set; /* the owning heap's */
     hak_list_node_t link; /* in set->blocks */
 } hak_large_t;

@@ -19,7 +19,7 @@ typedef struct hak_list_s {
 } hak_list_t;
 
 /* The object of type `type` whose member `member` is the node n (n must not be NULL). */
-#define hak_list_entry(n, type, member) ((type *)(void *)((char *)(n) - offsetof(type, member)))
+#define hak_list_entry(n, type, member) ((type *)(void *)((char *)(n)-offsetof(type, member)))
 /* The same, or NULL for a NULL node. */
 #define hak_list_entry_or_null(n, type, member) ((n) != NULL ? hak_list_entry(n, type, member) : (type *)NULL)
 
@@ -66,8 +66,8 @@ static inline hak_list_node_t *hak_list_pop_front(hak_list_t *l) {
 }
 
 /* Iterates the nodes of l; the loop body may remove (or free) the current node `n`. */
-#define hak_list_for_each_safe(n, next_, l)                                                                    \
-    for (hak_list_node_t *n = (l)->first, *next_ = n != NULL ? n->next : NULL; n != NULL;                        \
+#define hak_list_for_each_safe(n, next_, l)                                                                  \
+    for (hak_list_node_t *n = (l)->first, *next_ = n != NULL ? n->next : NULL; n != NULL;                    \
          n = next_, next_ = n != NULL ? n->next : NULL)
 
 #endif

@@ -26,6 +26,8 @@ static inline void hak_quota_uncharge(hak_quota_t *q, size_t bytes) {
     __atomic_sub_fetch(&q->held, bytes, __ATOMIC_RELAXED);
 }
 
-static inline size_t hak_quota_held(const hak_quota_t *q) { return __atomic_load_n(&q->held, __ATOMIC_RELAXED); }
+static inline size_t hak_quota_held(const hak_quota_t *q) {
+    return __atomic_load_n(&q->held, __ATOMIC_RELAXED);
+}
 
 #endif

@@ -2,9 +2,9 @@
  * abandoned SuperSlabs, tiny/theap.h) and its set of large blocks (bigcache/large.h); plus the registry of
  * live heaps, each thread's lookup of its thread heap for a heap, thread exit and fork.
  *
- * Each thread finds its thread heap of the default heap in one TLS word (hak_tls_theap, starting on the static
- * empty thread heap), and that of a private heap in a per-thread slot table indexed by the heap's id, checked
- * against the heap's generation so that a slot left by a destroyed heap is never used. */
+ * Each thread finds its thread heap of the default heap in one TLS word (hak_tls_theap, starting on the
+ * static empty thread heap), and that of a private heap in a per-thread slot table indexed by the heap's id,
+ * checked against the heap's generation so that a slot left by a destroyed heap is never used. */
 #ifndef HAKMEM_HEAP_HEAP_H
 #define HAKMEM_HEAP_HEAP_H
 

@@ -71,7 +71,9 @@ HAK_OVERRIDE void *malloc(size_t size) {
     return hak_alloc(size);
 }
 
-static hak_cold void free_not_slab(void *p, unsigned kind) {
+/* A pointer outside the SuperSlabs: NULL, a large block (or an invalid pointer into hakmem's memory, which
+ * hak_free reports), or a foreign block that goes back to glibc. */
+static hak_cold void free_outside_superslabs(void *p, unsigned kind) {
     if (p == NULL)
         return;
     if (kind != HAK_REGION_NONE)
@@ -91,7 +93,7 @@ HAK_OVERRIDE void free(void *p) {
         hak_tiny_free(hak_ss_of(p), p);
         return;
     }
-    free_not_slab(p, kind);
+    free_outside_superslabs(p, kind);
 }
 
 HAK_OVERRIDE void cfree(void *p) { free(p); }

@@ -120,7 +120,9 @@ static hak_lock_t ss_cache_lock = HAK_LOCK_INIT;
 static hak_list_t warm, cold;
 static size_t warm_count, cold_count;
 
-static hak_superslab_t *ss_of_link(hak_list_node_t *n) { return hak_list_entry_or_null(n, hak_superslab_t, link); }
+static hak_superslab_t *ss_of_link(hak_list_node_t *n) {
+    return hak_list_entry_or_null(n, hak_superslab_t, link);
+}
 
 static void purge_to_cold(hak_superslab_t *ss) {
     hak_list_remove(&warm, &ss->link);

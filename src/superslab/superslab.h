@@ -49,7 +49,7 @@ typedef struct hak_span_s {
     uint32_t reserved;       /* blocks that fit in the span */
     uint32_t remote_pending; /* blocks pushed on thread_free and not yet collected (atomic; for stats) */
     uint64_t div_magic;
-    uint8_t *start;                         /* first block */
+    uint8_t *start;           /* first block */
     hak_list_node_t link;     /* in the thread heap's list of spans with free blocks of this class */
     hak_block_t *thread_free; /* frees from other threads, one CAS each (atomic access) */
 } __attribute__((aligned(128))) hak_span_t; /* a power of two: descriptor lookups are shifts, and
@@ -94,10 +94,22 @@ static inline unsigned hak_span_index(hak_superslab_t *ss, hak_span_t *s) {
     return (unsigned)(s - ss->spans);
 }
 
-/* Index of the block at offset `off` from the span start, or UINT64_MAX-like garbage if p is not a block
- * start; callers compare idx * block_size with off. */
+/* Offset of p from the span's first block (wrapped around, so huge, for a p below it). */
+static inline uintptr_t hak_span_offset(const hak_span_t *s, const void *p) {
+    return (uintptr_t)p - (uintptr_t)hak_load_relaxed(&s->start);
+}
+
+/* Index of the block holding offset `off` (a multiply by the precomputed reciprocal, no division); exact for
+ * offsets below 2 MiB, garbage beyond, which callers rule out. */
 static inline uint64_t hak_span_block_index(const hak_span_t *s, uintptr_t off) {
     return ((uint64_t)off * hak_load_relaxed(&s->div_magic)) >> HAK_DIV_SHIFT;
+}
+
+/* Offset `off` is the start of a block the span has carved: an exact multiple of the block size, below the
+ * capacity. Rejects interior pointers, pointers past the carved blocks and pointers below the span. */
+static inline bool hak_span_is_block_start(const hak_span_t *s, uintptr_t off) {
+    uint64_t idx = hak_span_block_index(s, off);
+    return idx * hak_load_relaxed(&s->block_size) == off && idx < hak_load_relaxed(&s->capacity);
 }
 
 /* Bytes covered by a span of n slabs starting at slab index i. */

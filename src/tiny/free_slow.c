@@ -5,27 +5,23 @@
 #include "tiny/span_list.h"
 #include "tiny/tiny.h"
 
-/* Returns the block start for p, or NULL (after reporting) if p is not a live block of s. */
-static hak_block_t *slab_block_of(hak_span_t *s, const void *p, bool report) {
-    uintptr_t start = (uintptr_t)hak_load_relaxed(&s->start);
+/* Returns the block start for p, or NULL (after reporting) if p is not a live block of s. Frees into a span
+ * that gave out aligned (interior) pointers round down to their block. */
+static hak_block_t *span_block_of(hak_span_t *s, const void *p, bool report) {
     size_t bs = hak_load_relaxed(&s->block_size);
-    size_t carved = (size_t)hak_load_relaxed(&s->capacity) * bs;
-    uintptr_t off = (uintptr_t)p - start;
-    if (bs == 0 || off >= carved) {
+    uintptr_t off = hak_span_offset(s, p);
+    if (bs == 0 || off >= (size_t)hak_load_relaxed(&s->capacity) * bs) {
         if (report)
             hak_report_invalid("free of a pointer hakmem did not allocate (or already freed)", p);
         return NULL;
     }
-    size_t into = off % bs;
-    if (into != 0) {
-        if (!(hak_load_relaxed(&s->flags) & HAK_SPAN_HAS_ALIGNED)) {
-            if (report)
-                hak_report_invalid("free of an interior pointer", p);
-            return NULL;
-        }
-        off -= into;
+    size_t into = off - (size_t)hak_span_block_index(s, off) * bs;
+    if (into != 0 && !(hak_load_relaxed(&s->flags) & HAK_SPAN_HAS_ALIGNED)) {
+        if (report)
+            hak_report_invalid("free of an interior pointer", p);
+        return NULL;
     }
-    return (hak_block_t *)(start + off);
+    return (hak_block_t *)((const uint8_t *)p - into);
 }
 
 void hak_tiny_free_settle(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s) {
@@ -48,7 +44,7 @@ void hak_tiny_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s, ha
 }
 
 void hak_tiny_free_slow(hak_superslab_t *ss, hak_span_t *s, void *p) {
-    hak_block_t *b = slab_block_of(s, p, true);
+    hak_block_t *b = span_block_of(s, p, true);
     if (b == NULL)
         return;
     if (__atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id()) {
@@ -70,7 +66,7 @@ void hak_tiny_free_slow(hak_superslab_t *ss, hak_span_t *s, void *p) {
 
 size_t hak_tiny_usable_size(hak_superslab_t *ss, const void *p) {
     hak_span_t *s = hak_span_of(ss, p);
-    hak_block_t *b = slab_block_of(s, p, false);
+    hak_block_t *b = span_block_of(s, p, false);
     if (b == NULL)
         return 0;
     return hak_load_relaxed(&s->block_size) - (size_t)((const uint8_t *)p - (const uint8_t *)b);

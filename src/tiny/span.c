@@ -10,7 +10,8 @@
 
 #define HAK_SPAN_FIT_LOOKS 32 /* SuperSlabs examined after the first that fits */
 
-/* A thread heap's SuperSlab list changes under its arena's lock, so statistics can walk it from any thread. */
+/* A thread heap's SuperSlab list changes under its arena's lock, so statistics can walk it from any thread.
+ */
 static void theap_ss_link(hak_theap_t *th, hak_superslab_t *ss) {
     hak_lock(&th->arena->lock);
     hak_list_push_front(&th->superslabs, &ss->link);

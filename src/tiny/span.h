@@ -1,5 +1,6 @@
 /* Span supply for thread heaps (tiny-internal): new spans by best fit over the owned SuperSlabs, then from
- * adopted or new SuperSlabs; empty spans given back; remote frees collected where the SuperSlabs flag them. */
+ * adopted or new SuperSlabs; empty spans given back; remote frees collected where the SuperSlabs flag them.
+ */
 #ifndef HAKMEM_TINY_SPAN_H
 #define HAKMEM_TINY_SPAN_H
 

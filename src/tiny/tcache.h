@@ -31,13 +31,19 @@ static inline void *hak_tcache_pop(hak_theap_t *th, unsigned cls) {
     return b;
 }
 
+/* Pushes b onto the cache of class cls whose top is `top`; the caller has checked that there is room and
+ * that b is a block start owned by this thread. */
+static inline void hak_tcache_push_onto(hak_theap_t *th, unsigned cls, hak_block_t *b, hak_block_t *top) {
+    b->next = top;
+    th->tc_head[cls] = b;
+    hak_tcache_room_add(&th->tc_room[cls], (uintptr_t)-1);
+}
+
 /* Takes b if there is room; the caller has checked that b is a block start owned by this thread. */
 static inline bool hak_tcache_push(hak_theap_t *th, unsigned cls, hak_block_t *b) {
     if (th->tc_room[cls] == 0)
         return false;
-    b->next = th->tc_head[cls];
-    th->tc_head[cls] = b;
-    hak_tcache_room_add(&th->tc_room[cls], (uintptr_t)-1);
+    hak_tcache_push_onto(th, cls, b, th->tc_head[cls]);
     return true;
 }
 

@@ -62,7 +62,8 @@ void hak_theap_abandon(hak_theap_t *th) {
         hak_superslab_t *ss = hak_ss_of_link(l);
         if (settle_superslab(th, ss))
             continue;
-        /* Still has live blocks: hand it to the arena. Its spans leave th's lists (adoption resets the links).
+        /* Still has live blocks: hand it to the arena. Its spans leave th's lists (adoption resets the
+         * links).
          */
         hak_lock(&arena->lock);
         hak_list_remove(&th->superslabs, &ss->link);
@@ -81,12 +82,10 @@ void hak_tiny_arena_release_all(hak_tiny_arena_t *arena) {
     hak_lock(&arena->lock);
     hak_list_for_each_safe(t, tnext, &arena->theaps) {
         hak_theap_t *th = hak_list_entry(t, hak_theap_t, link);
-        hak_list_for_each_safe(l, next, &th->superslabs)
-            hak_ss_release(hak_ss_of_link(l));
+        hak_list_for_each_safe(l, next, &th->superslabs) hak_ss_release(hak_ss_of_link(l));
         hak_meta_free(th, sizeof *th);
     }
-    hak_list_for_each_safe(l, next, &arena->abandoned)
-        hak_ss_release(hak_ss_of_link(l));
+    hak_list_for_each_safe(l, next, &arena->abandoned) hak_ss_release(hak_ss_of_link(l));
     arena->theaps.first = arena->theaps.last = NULL;
     arena->abandoned.first = arena->abandoned.last = NULL;
     __atomic_store_n(&arena->abandoned_count, 0, __ATOMIC_RELAXED);

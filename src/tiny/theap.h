@@ -24,11 +24,11 @@
 #include "tiny/size_class.h"
 
 typedef struct hak_tiny_arena_s {
-    hak_quota_t *quota;    /* charged 64 KiB per slab of every span taken */
-    void (*reclaim)(void); /* out of memory or address space: the layer above drops what it caches */
-    hak_lock_t lock;       /* protects the two lists below and each thread heap's `superslabs` list */
-    hak_list_t theaps;     /* hak_theap_t.link */
-    hak_list_t abandoned;  /* SuperSlabs of exited threads (hak_superslab_t.link) */
+    hak_quota_t *quota;     /* charged 64 KiB per slab of every span taken */
+    void (*reclaim)(void);  /* out of memory or address space: the layer above drops what it caches */
+    hak_lock_t lock;        /* protects the two lists below and each thread heap's `superslabs` list */
+    hak_list_t theaps;      /* hak_theap_t.link */
+    hak_list_t abandoned;   /* SuperSlabs of exited threads (hak_superslab_t.link) */
     size_t abandoned_count; /* atomic: adoption looks at it without the lock */
 } hak_tiny_arena_t;
 
@@ -65,8 +65,8 @@ hak_theap_t *hak_theap_create(hak_tiny_arena_t *arena);
 /* Thread exit: settles th's spans, gives empty SuperSlabs back, hands the others to th's arena for adoption,
  * and frees th. */
 void hak_theap_abandon(hak_theap_t *th);
-/* Heap destroy: gives every SuperSlab of the arena (thread heaps' and abandoned ones) back to the global cache
- * without visiting blocks, and frees the thread heaps. No thread may use the arena meanwhile. */
+/* Heap destroy: gives every SuperSlab of the arena (thread heaps' and abandoned ones) back to the global
+ * cache without visiting blocks, and frees the thread heaps. No thread may use the arena meanwhile. */
 void hak_tiny_arena_release_all(hak_tiny_arena_t *arena);
 /* hak_collect for the calling thread: flushes its cache, collects remote frees and gives back every empty
  * span, including the current one of each class. */

@@ -30,6 +30,8 @@ static inline void hak_span_push_local(hak_theap_t *th, hak_superslab_t *ss, hak
         hak_tiny_free_settle(th, ss, s);
 }
 
+/* Allocation: the thread cache, else the current span's free list, else (one more load) the owner's own
+ * frees on its local list; only when both lists are empty does the slow path run. */
 static inline void *hak_tiny_alloc(hak_theap_t *th, size_t size) {
     unsigned cls = hak_size_class(size);
     hak_block_t *b = hak_tcache_pop(th, cls);
@@ -38,7 +40,6 @@ static inline void *hak_tiny_alloc(hak_theap_t *th, size_t size) {
     hak_span_t *s = th->direct[cls];
     b = s->free;
     if (hak_unlikely(b == NULL)) {
-        /* The owner's own frees are the usual refill: take them without leaving the fast path. */
         b = s->local_free;
         if (b == NULL)
             return hak_tiny_alloc_slow(th, cls);
@@ -49,37 +50,43 @@ static inline void *hak_tiny_alloc(hak_theap_t *th, size_t size) {
     return b;
 }
 
-/* Frees p, which lies in SuperSlab ss. Invalid pointers (not a block start of a live span) are reported. */
+/* The calling thread owns the SuperSlab (one load of the first cache line, one compare). */
+static inline bool hak_ss_is_mine(const hak_superslab_t *ss) {
+    return __atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id();
+}
+
+/* An immediate double free finds b on top of the thread cache (`top`) or of the span's local list. */
+static inline bool hak_block_just_freed(const hak_span_t *s, const hak_block_t *b, const hak_block_t *top) {
+    return b == top || b == s->local_free;
+}
+
+/* Frees p, which lies in SuperSlab ss: an owner free of a block start goes onto the thread cache, or when it
+ * is full onto the span's local list; anything else (another thread's block, an invalid pointer, a suspected
+ * double free) goes to the slow paths, which report what is wrong. */
 static inline void hak_tiny_free(hak_superslab_t *ss, void *p) {
     hak_span_t *s = hak_span_of(ss, p);
     __asm__("" : "+r"(s)); /* one register for s: otherwise GCC rebuilds its address for the later fields */
-    uintptr_t off = (uintptr_t)p - (uintptr_t)hak_load_relaxed(&s->start);
-    uint64_t idx = hak_span_block_index(s, off);
-    if (hak_likely(idx * hak_load_relaxed(&s->block_size) == off && idx < hak_load_relaxed(&s->capacity) &&
-                   __atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id())) {
-        hak_block_t *b = p;
-        hak_theap_t *th = ss->owner;
-        unsigned cls = s->cls;
-        hak_block_t *top = th->tc_head[cls];
-        /* an immediate double free finds b on top of the cache or of the local list: the slow path reports */
-        if (hak_likely(b != top && b != s->local_free)) {
-            if (hak_likely(th->tc_room[cls] != 0)) {
-                b->next = top;
-                th->tc_head[cls] = b;
-                hak_tcache_room_add(&th->tc_room[cls], (uintptr_t)-1);
-                return;
-            }
-            /* Full cache (a burst of frees, where most frees land here): to the span's local list, with the
-             * slow path's check against the top of `free` as well. */
-            if (hak_likely(b != s->free)) {
-                hak_span_push_local(th, ss, s, b, b, 1);
-                return;
-            }
-        }
-        hak_tiny_free_owner(th, ss, s, b);
+    if (hak_unlikely(!hak_span_is_block_start(s, hak_span_offset(s, p)) || !hak_ss_is_mine(ss))) {
+        hak_tiny_free_slow(ss, s, p);
         return;
     }
-    hak_tiny_free_slow(ss, s, p);
+    hak_block_t *b = p;
+    hak_theap_t *th = ss->owner;
+    unsigned cls = s->cls;
+    hak_block_t *top = th->tc_head[cls];
+    if (hak_likely(!hak_block_just_freed(s, b, top))) {
+        if (hak_likely(th->tc_room[cls] != 0)) {
+            hak_tcache_push_onto(th, cls, b, top);
+            return;
+        }
+        /* Full cache (a burst of frees, where most frees land here): to the span's local list, with the
+         * slow path's check against the top of `free` as well. */
+        if (hak_likely(b != s->free)) {
+            hak_span_push_local(th, ss, s, b, b, 1);
+            return;
+        }
+    }
+    hak_tiny_free_owner(th, ss, s, b);
 }
 
 /* Usable bytes from p to the end of its block, or 0 if p is not a live block pointer. */
