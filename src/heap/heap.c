@@ -17,7 +17,10 @@ hak_heap_t hak_heap_main = {
     .gen = 1,
     .name = "default",
     .lock = HAK_LOCK_INIT,
-    .slabs = {.quota = &hak_heap_main.quota, .reclaim = reclaim_large_mappings, .lock = HAK_LOCK_INIT},
+    .slabs = {.quota = &hak_heap_main.quota,
+              .reclaim = reclaim_large_mappings,
+              .first_use = hak_theap_first_use,
+              .lock = HAK_LOCK_INIT},
     .large = {.quota = &hak_heap_main.quota, .lock = HAK_LOCK_INIT},
 };
 

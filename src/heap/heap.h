@@ -36,6 +36,8 @@ typedef struct hak_tslot_s {
 } hak_tslot_t;
 
 extern hak_heap_t hak_heap_main;
+/* The placeholder thread heap every thread starts on for the default heap (see tiny/theap.h). */
+extern hak_theap_t hak_theap_empty;
 extern __thread hak_theap_t *hak_tls_theap; /* the default heap's thread heap */
 extern __thread hak_tslot_t *hak_tls_slots;
 extern __thread uint32_t hak_tls_slot_count;
@@ -47,6 +49,8 @@ static inline hak_heap_t *hak_heap_of_large_set(hak_large_set_t *set) {
     return (hak_heap_t *)(void *)((char *)set - offsetof(hak_heap_t, large));
 }
 
+/* The default heap's first_use callback: the calling thread's real thread heap of it. */
+hak_theap_t *hak_theap_first_use(void);
 /* Thread heap of `heap` for the calling thread; creates it on first use. NULL on out-of-memory. */
 hak_theap_t *hak_theap_get_slow(hak_heap_t *heap);
 /* The calling thread's heap for `heap` if it has one yet, else NULL. */

@@ -5,6 +5,8 @@
 #include "common/meta.h"
 #include "heap/heap.h"
 
+hak_theap_t hak_theap_empty = {.direct = {[0 ... HAK_CLASS_COUNT - 1] = &hak_span_empty},
+                               .arena = &hak_heap_main.slabs};
 __thread hak_theap_t *hak_tls_theap = &hak_theap_empty;
 __thread hak_tslot_t *hak_tls_slots;
 __thread uint32_t hak_tls_slot_count;

@@ -45,8 +45,8 @@ static inline void *slab_pop(hak_span_t *s) {
 }
 
 void *hak_tiny_alloc_slow(hak_theap_t *th, unsigned cls) {
-    if (hak_unlikely(th->arena == NULL)) { /* the static empty thread heap: first allocation of this thread */
-        th = hak_theap_first_use();
+    if (hak_unlikely(th->tid == 0)) { /* a placeholder thread heap: the first allocation of this thread */
+        th = th->arena->first_use();
         if (th == NULL) {
             errno = ENOMEM;
             return NULL;

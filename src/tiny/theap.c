@@ -7,7 +7,6 @@
 #include "tiny/span_list.h"
 #include "tiny/tcache.h"
 
-hak_theap_t hak_theap_empty = {.direct = {[0 ... HAK_CLASS_COUNT - 1] = &hak_span_empty}};
 __thread char hak_tls_id_anchor;
 
 void hak_tiny_arena_init(hak_tiny_arena_t *arena, hak_quota_t *quota, void (*reclaim)(void)) {

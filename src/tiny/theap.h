@@ -9,8 +9,9 @@
  * SuperSlabs it owns. Only its thread touches it, except for statistics, which read the counts with relaxed
  * loads and walk the SuperSlab list under the arena lock.
  *
- * Provided by the layer above (heap/): hak_theap_first_use, called when a thread that still runs on the
- * static empty thread heap allocates for the first time. */
+ * A thread heap whose tid is 0 is a placeholder: every thread starts on the heap layer's static empty thread
+ * heap, whose direct[] all point at hak_span_empty, so the fast path needs no initialisation test. Its first
+ * allocation reaches the slow path, which asks the arena's `first_use` callback for the thread's real one. */
 #ifndef HAKMEM_TINY_THEAP_H
 #define HAKMEM_TINY_THEAP_H
 
@@ -24,8 +25,10 @@
 #include "tiny/size_class.h"
 
 typedef struct hak_tiny_arena_s {
-    hak_quota_t *quota;     /* charged 64 KiB per slab of every span taken */
-    void (*reclaim)(void);  /* out of memory or address space: the layer above drops what it caches */
+    hak_quota_t *quota;    /* charged 64 KiB per slab of every span taken */
+    void (*reclaim)(void); /* out of memory or address space: the layer above drops what it caches */
+    /* A placeholder allocates: the calling thread's real thread heap (NULL when out of memory). */
+    struct hak_theap_s *(*first_use)(void);
     hak_lock_t lock;        /* protects the two lists below and each thread heap's `superslabs` list */
     hak_list_t theaps;      /* hak_theap_t.link */
     hak_list_t abandoned;   /* SuperSlabs of exited threads (hak_superslab_t.link) */
@@ -41,22 +44,14 @@ typedef struct hak_theap_s {
     hak_span_t *direct[HAK_CLASS_COUNT]; /* current span per class; &hak_span_empty when none */
     hak_list_t avail[HAK_CLASS_COUNT];   /* spans with free blocks (or room to extend), direct first */
     hak_list_t superslabs;               /* owned SuperSlabs (arena lock) */
-    hak_tiny_arena_t *arena;             /* NULL only for the static empty thread heap */
-    uintptr_t tid;
+    hak_tiny_arena_t *arena;
+    uintptr_t tid;        /* the owner's hak_thread_id(); 0 for a placeholder */
     hak_list_node_t link; /* in arena->theaps */
 } hak_theap_t;
-
-/* The static empty thread heap every thread starts on: all its direct[] point at hak_span_empty, so the fast
- * path needs no initialisation test. */
-extern hak_theap_t hak_theap_empty;
 
 /* A cheap per-thread identity: the address of a thread-local byte. */
 extern __thread char hak_tls_id_anchor;
 static inline uintptr_t hak_thread_id(void) { return (uintptr_t)&hak_tls_id_anchor; }
-
-/* Provided by heap/: the calling thread's thread heap of the default heap, created (and hakmem initialised)
- * on first use; NULL when out of memory. */
-hak_theap_t *hak_theap_first_use(void);
 
 /* Sets up an arena charging `quota`; `reclaim` may be NULL. */
 void hak_tiny_arena_init(hak_tiny_arena_t *arena, hak_quota_t *quota, void (*reclaim)(void));
