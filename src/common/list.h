@@ -25,6 +25,9 @@ typedef struct hak_list_s {
 
 static inline bool hak_list_is_empty(const hak_list_t *l) { return l->first == NULL; }
 
+/* A node that is on no list. */
+static inline void hak_list_node_clear(hak_list_node_t *n) { n->next = n->prev = NULL; }
+
 static inline void hak_list_push_front(hak_list_t *l, hak_list_node_t *n) {
     n->prev = NULL;
     n->next = l->first;

@@ -57,7 +57,7 @@ hak_span_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsign
         hak_store_relaxed(&ss->span_back[i + k], (uint8_t)k);
     s->free = NULL;
     s->local_free = NULL;
-    s->link.next = s->link.prev = NULL;
+    hak_list_node_clear(&s->link);
     __atomic_store_n(&s->thread_free, NULL, __ATOMIC_RELAXED);
     hak_store_relaxed(&s->used, 0);
     hak_store_relaxed(&s->remote_pending, 0);
@@ -90,7 +90,7 @@ void hak_ss_span_release(hak_superslab_t *ss, hak_span_t *s) {
         hak_store_relaxed(&d->used, 0);
         hak_store_relaxed(&d->flags, 0);
         d->free = d->local_free = NULL;
-        d->link.next = d->link.prev = NULL;
+        hak_list_node_clear(&d->link);
     }
     uint32_t bits = (n >= 32 ? 0xffffffffu : ((1u << n) - 1u)) << i;
     hak_store_relaxed(&ss->free_mask, ss->free_mask | bits);
@@ -155,7 +155,7 @@ static void header_reset(hak_superslab_t *ss) {
     __atomic_store_n(&ss->owner_tid, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&ss->arena, NULL, __ATOMIC_RELAXED);
     ss->owner = NULL;
-    ss->link.next = ss->link.prev = NULL;
+    hak_list_node_clear(&ss->link);
     ss->purged = 0;
 }
 

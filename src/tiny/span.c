@@ -42,7 +42,7 @@ static bool adopt(hak_theap_t *th, hak_superslab_t *ss) {
     __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
     unsigned i = 0;
     for (hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
-        s->link.next = s->link.prev = NULL; /* links of the previous owner's lists */
+        hak_list_node_clear(&s->link); /* links of the previous owner's lists */
         hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SPAN_FULL));
         if (s->free == NULL) {
             s->free = s->local_free;
