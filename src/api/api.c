@@ -40,23 +40,33 @@ void *hak_alloc(size_t size) {
 
 void *hak_heap_alloc(hak_heap_t *heap, size_t size) { return heap_alloc(heap ? heap : &hak_heap_main, size); }
 
+/* What a pointer outside the SuperSlabs is: a large block, or something hakmem reports (never frees). */
 static hak_cold void free_not_slab(void *p, unsigned kind) {
     if (p == NULL)
         return;
-    if (kind == HAK_REGION_CACHED) {
-        hak_report_invalid("free of a large block that is already free", p);
+    switch (kind) {
+    case HAK_REGION_LARGE:
+    case HAK_REGION_LARGE_FAR: {
+        hak_large_t *h = hak_large_header_of(p, kind); /* a corrupted header is reported there */
+        if (h == NULL)
+            return;
+        if (h->block != (uint8_t *)p) {
+            hak_report_invalid("free of an interior pointer of a large block", p);
+            return;
+        }
+        hak_large_free(h);
         return;
     }
-    hak_large_t *h = hak_large_mapping_of(p, kind);
-    if (h == NULL) {
+    case HAK_REGION_CACHED:
+        hak_report_invalid("free of a large block that is already free", p);
+        return;
+    case HAK_REGION_LARGE_INNER:
+        hak_report_invalid("free of a pointer inside a large block (interior, or freed already)", p);
+        return;
+    default:
         hak_report_invalid("free of a pointer hakmem does not own", p);
         return;
     }
-    if (h->block != (uint8_t *)p) {
-        hak_report_invalid("free of an interior pointer of a large block", p);
-        return;
-    }
-    hak_large_free(h);
 }
 
 void hak_free(void *p) {
@@ -84,7 +94,8 @@ size_t hak_usable_size(const void *p) {
         return 0;
     size_t n = usable_size_quiet(p, hak_region_kind(p));
     if (n == 0)
-        hak_report_invalid("usable size of a pointer hakmem does not own", p);
+        hak_report_invalid(
+            "usable size of a pointer that is not a live hakmem block (freed, interior or foreign)", p);
     return n;
 }
 
@@ -146,12 +157,8 @@ static void *aligned_in(hak_heap_t *heap, size_t align, size_t size) {
         if (p == NULL)
             return NULL;
         uint8_t *q = (uint8_t *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
-        if (q != p) {
-            hak_superslab_t *ss = hak_ss_of(p);
-            hak_span_t *s = hak_span_of(ss, p);
-            if (!(s->flags & HAK_SPAN_HAS_ALIGNED)) /* we own this slab: it served our thread heap */
-                hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SPAN_HAS_ALIGNED));
-        }
+        if (q != p)
+            hak_tiny_note_aligned(hak_span_of(hak_ss_of(p), p), q);
         return q;
     }
     return alloc_large(heap, size, align, false);
@@ -173,7 +180,8 @@ static void *realloc_in(hak_heap_t *heap, void *p, size_t size) {
     unsigned kind = hak_region_kind(p);
     size_t usable = usable_size_quiet(p, kind);
     if (usable == 0) {
-        hak_report_invalid("realloc of a pointer hakmem does not own", p);
+        hak_report_invalid(
+            "realloc of a pointer that is not a live hakmem block (freed, interior or foreign)", p);
         errno = EINVAL;
         return NULL;
     }

@@ -2,14 +2,20 @@
 
 #include <stdint.h>
 
-#include "common/options.h"
+#include "bigcache/chunks.h"
 #include "bigcache/size_table.h"
+#include "common/error.h"
 #include "common/list.h"
 #include "common/lock.h"
-#include "os/os.h"
+#include "common/options.h"
 #include "common/region_map.h"
+#include "common/secret.h"
+#include "os/os.h"
 
-/* The entry lives in the first bytes of the cached mapping itself; the region map marks its chunk CACHED. */
+/* The entry lives in the first bytes of the cached mapping itself; the region map marks its chunk CACHED (and
+ * the mapping's other chunks LARGE_INNER). Its check word covers the fields the cache follows (size, dirty
+ * prefix, age, links) and sits at offset 64, where the freed block started: a write through a stale pointer
+ * to the block is found before the entry is used. */
 typedef struct entry_s {
     size_t size;      /* whole chunks */
     size_t dirty;     /* pages past this prefix are not resident (never touched, or purged); >= one page */
@@ -18,7 +24,9 @@ typedef struct entry_s {
     uint64_t since_ms;
     struct entry_s *chain; /* next of the same size (table chain) */
     hak_list_node_t age;   /* in `ages`: first = newest, last = oldest */
+    uintptr_t check;       /* keyed check (seal) */
 } entry_t;
+_Static_assert(offsetof(entry_t, check) == 64, "the check word covers a freed block's first word");
 
 static hak_lock_t cache_lock = HAK_LOCK_INIT;
 static hak_size_table_t table; /* chunk count -> chain of entries of that size */
@@ -29,32 +37,90 @@ static size_t cached_bytes, cached_entries;
 static size_t cached_dirty, live_bytes, live_peak;
 static uint64_t stat_hits, stat_misses, stat_purged, stat_trimmed, stat_gathered, stat_move_failures;
 
-static entry_t *entry_of(hak_list_node_t *n) { return hak_list_entry_or_null(n, entry_t, age); }
+static bool poisoned; /* a corrupted entry was found: the cache was dropped (leaked) and stays empty */
+
+static uintptr_t entry_check(const entry_t *e) {
+    uintptr_t k = hak_secret.header;
+    uintptr_t x = hak_secret_mix(k, (uintptr_t)e, e->size);
+    x = hak_secret_mix(k ^ x, e->dirty, e->since_ms);
+    return hak_secret_mix(k ^ x, (uintptr_t)e->chain ^ ((uintptr_t)e->age.next << 1), (uintptr_t)e->age.prev);
+}
+
+/* Records the entry's fields in its check word; called after every change of them (neighbours included). */
+static void seal(entry_t *e) {
+    if (e != NULL)
+        e->check = entry_check(e);
+}
+
+/* A detected corruption: reported (abort by default); with HAKMEM_ON_ERROR=warn every entry is forgotten (its
+ * address space leaked, its chunks still marked hakmem's) and the cache stays empty, so nothing is ever done
+ * through a corrupted entry. */
+static hak_cold void drop_everything_locked(const entry_t *e) {
+    hak_report_invalid("corrupted BigCache entry (a write into a freed large block?)", e);
+    poisoned = true;
+    for (size_t i = 0; i < table.cap; i++)
+        table.slots[i].head = NULL;
+    table.used = 0;
+    ages.first = ages.last = NULL;
+    cached_bytes = 0;
+    __atomic_store_n(&cached_dirty, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&cached_entries, 0, __ATOMIC_RELAXED);
+}
+
+/* e itself if its check word matches (or e is NULL), else NULL after dropping the cache. Every entry reached
+ * through a pointer of the cache's goes through here before it is used. */
+static entry_t *verified(entry_t *e) {
+    if (e == NULL || hak_likely(e->check == entry_check(e)))
+        return e;
+    drop_everything_locked(e);
+    return NULL;
+}
+
+static entry_t *entry_of(hak_list_node_t *n) { return verified(hak_list_entry_or_null(n, entry_t, age)); }
 static entry_t *older(entry_t *e) { return entry_of(e->age.next); }
 static entry_t *newer(entry_t *e) { return entry_of(e->age.prev); }
+static entry_t *node_entry(hak_list_node_t *n) { return hak_list_entry_or_null(n, entry_t, age); }
 
 static uint64_t chunks_of(size_t size) { return size >> HAK_CHUNK_SHIFT; }
 
 /* The dirty prefix of what lies `off` bytes into a range resident up to `dirty`. */
 static size_t dirty_past(size_t dirty, size_t off) { return dirty > off ? dirty - off : 0; }
 
-static void unlink_entry(entry_t *e) {
+/* Takes a verified entry out of the cache; false if a neighbour turned out corrupted (the cache was dropped,
+ * e with it). */
+static bool unlink_entry(entry_t *e) {
     hak_size_slot_t *slot = hak_size_table_find(&table, chunks_of(e->size));
+    if (slot == NULL) { /* its size says otherwise: corrupted after all */
+        drop_everything_locked(e);
+        return false;
+    }
     if (slot->head == e) {
         slot->head = e->chain;
         if (slot->head == NULL)
             hak_size_table_remove(&table, slot);
     } else {
-        entry_t *prev = slot->head;
-        while (prev->chain != e)
-            prev = prev->chain;
+        entry_t *prev = verified(slot->head);
+        while (prev != NULL && prev->chain != e)
+            prev = verified(prev->chain);
+        if (prev == NULL) {
+            if (!poisoned)
+                drop_everything_locked(e);
+            return false;
+        }
         prev->chain = e->chain;
+        seal(prev);
     }
+    entry_t *newer_one = node_entry(e->age.prev), *older_one = node_entry(e->age.next);
+    if (verified(newer_one) != newer_one || verified(older_one) != older_one)
+        return false;
     hak_list_remove(&ages, &e->age);
+    seal(newer_one);
+    seal(older_one);
     cached_bytes -= e->size;
     __atomic_store_n(&cached_dirty, cached_dirty - e->dirty, __ATOMIC_RELAXED); /* read by gather unlocked */
     __atomic_store_n(&cached_entries, cached_entries - 1, __ATOMIC_RELAXED);
-    hak_region_set(e, HAK_REGION_NONE);
+    hak_region_set(e, HAK_REGION_LARGE_INNER); /* still hakmem's: its taker, or the OS, comes next */
+    return true;
 }
 
 /* Caches [base, base+size), resident up to `dirty`, as the newest entry. False only if the table cannot
@@ -64,6 +130,8 @@ static bool link_entry(void *base, size_t size, size_t dirty, uint64_t since) {
     e->size = size;
     e->dirty = dirty < HAK_OS_PAGE ? HAK_OS_PAGE : dirty; /* the entry itself dirties the first page */
     e->since_ms = since;
+    if (poisoned)
+        return false;
     hak_size_slot_t *slot = hak_size_table_find(&table, chunks_of(size));
     if (slot != NULL) {
         e->chain = slot->head;
@@ -73,7 +141,10 @@ static bool link_entry(void *base, size_t size, size_t dirty, uint64_t since) {
         if (!hak_size_table_add(&table, chunks_of(size), e))
             return false;
     }
+    entry_t *was_newest = node_entry(ages.first);
     hak_list_push_front(&ages, &e->age);
+    seal(e);
+    seal(was_newest);
     cached_bytes += size;
     __atomic_store_n(&cached_dirty, cached_dirty + e->dirty, __ATOMIC_RELAXED);
     __atomic_store_n(&cached_entries, cached_entries + 1, __ATOMIC_RELAXED);
@@ -95,8 +166,9 @@ static bool split_locked(uint8_t *base, size_t size, size_t keep, size_t *dirty,
  * `want` bytes; a surplus beyond `want` goes back to the cache. Returns the new size and updates *dirty. */
 static size_t absorb_locked(uint8_t *base, size_t size, size_t *dirty, size_t want, uint64_t now) {
     while (size < want && hak_region_kind(base + size) == HAK_REGION_CACHED) {
-        entry_t *n = (entry_t *)(base + size);
-        unlink_entry(n);
+        entry_t *n = verified((entry_t *)(base + size));
+        if (n == NULL || !unlink_entry(n))
+            break;
         *dirty = size + n->dirty; /* n's header page is dirty, so the prefix now reaches into n */
         size += n->size;
     }
@@ -120,7 +192,8 @@ static entry_t *evict_locked(uint64_t now, bool force) {
             break;
         aged |= old;
         entry_t *e = oldest;
-        unlink_entry(e);
+        if (!unlink_entry(e))
+            break;
         e->chain = victims;
         victims = e;
         stat_purged++;
@@ -133,7 +206,7 @@ static entry_t *evict_locked(uint64_t now, bool force) {
 static void unmap_all(entry_t *victims) {
     while (victims != NULL) {
         entry_t *next = victims->chain;
-        hak_os_unmap(victims, victims->size);
+        hak_chunks_unmap(victims, victims->size);
         victims = next;
     }
 }
@@ -169,7 +242,8 @@ static entry_t *pick_trim_locked(void) {
         size_t cut = hak_align_up(excess, HAK_OS_PAGE); /* madvise takes whole pages only */
         if (cut > e->dirty - HAK_OS_PAGE)
             cut = e->dirty - HAK_OS_PAGE;
-        unlink_entry(e);
+        if (!unlink_entry(e))
+            break;
         e->trim_from = e->dirty - cut;
         pending += e->trim_from - HAK_OS_PAGE;
         e->chain = picked;
@@ -207,7 +281,7 @@ static void trim(entry_t *picked) {
 #define FIT_LOOKS 8
 static entry_t *best_dirty_fit(entry_t *e, size_t used) {
     entry_t *best = e;
-    for (unsigned n = 0; e != NULL && n < FIT_LOOKS; e = e->chain, n++) {
+    for (unsigned n = 0; e != NULL && n < FIT_LOOKS; e = verified(e->chain), n++) {
         bool covers = e->dirty >= used, best_covers = best->dirty >= used;
         if (covers ? !best_covers || e->dirty < best->dirty : !best_covers && e->dirty > best->dirty)
             best = e;
@@ -218,8 +292,10 @@ static entry_t *best_dirty_fit(entry_t *e, size_t used) {
 /* An entry of exactly `need` bytes, else the smallest larger one, else the largest smaller one. */
 static entry_t *choose_locked(size_t need, size_t used) {
     hak_size_slot_t *exact = hak_size_table_find(&table, chunks_of(need));
-    if (exact != NULL)
-        return best_dirty_fit(exact->head, used);
+    if (exact != NULL) {
+        entry_t *e = best_dirty_fit(verified(exact->head), used);
+        return poisoned ? NULL : e;
+    }
     entry_t *larger = NULL, *smaller = NULL;
     for (entry_t *e = entry_of(ages.first); e != NULL; e = older(e)) {
         if (e->size > need) {
@@ -229,6 +305,8 @@ static entry_t *choose_locked(size_t need, size_t used) {
             smaller = e;
         }
     }
+    if (poisoned)
+        return NULL;
     return larger ? larger : smaller;
 }
 
@@ -249,7 +327,8 @@ static entry_t *pick_donors_locked(size_t pos, size_t need) {
             k = e->size;
         if (k > need - pos)
             k = need - pos;
-        unlink_entry(e);
+        if (!unlink_entry(e))
+            break;
         e->donate = k;
         e->chain = NULL;
         *tail = e;
@@ -262,7 +341,7 @@ static entry_t *pick_donors_locked(size_t pos, size_t need) {
 /* Caches [base, base+size), resident up to dirty, or unmaps it if the cache cannot take it. */
 static void keep_or_unmap(uint8_t *base, size_t size, size_t dirty) {
     if (size != 0 && !hak_bigcache_put(base, size, dirty))
-        hak_os_unmap(base, size);
+        hak_chunks_unmap(base, size);
 }
 
 /* Moves n bytes (whole chunks) from src to dst with mremap, chunk by chunk: a cached range can span several
@@ -270,7 +349,7 @@ static void keep_or_unmap(uint8_t *base, size_t size, size_t dirty) {
  * moved; on a shortfall the kernel has already unmapped the target chunk (it clears the target first). */
 static size_t move_chunks(uint8_t *src, uint8_t *dst, size_t n) {
     size_t moved = 0;
-    while (moved < n && hak_os_move(src + moved, HAK_CHUNK_SIZE, dst + moved, HAK_CHUNK_SIZE) != NULL)
+    while (moved < n && hak_chunks_move(src + moved, HAK_CHUNK_SIZE, dst + moved, HAK_CHUNK_SIZE) != NULL)
         moved += HAK_CHUNK_SIZE;
     return moved;
 }
@@ -314,7 +393,7 @@ static bool gather(uint8_t *base, size_t need, size_t *dirty) {
             bool kept = link_entry(src + moved, size - moved, dirty_past(edirty, moved), hak_os_now_ms());
             hak_unlock(&cache_lock);
             if (!kept)
-                hak_os_unmap(src + moved, size - moved);
+                hak_chunks_unmap(src + moved, size - moved);
         }
     }
     if (ok && pos > start) {
@@ -330,9 +409,9 @@ static bool gather(uint8_t *base, size_t need, size_t *dirty) {
  * place if the space after it is free, else its dirty chunks move to a fresh range (the clean rest of the old
  * range stays cached). NULL if it could not (the entry is back in the cache). */
 static uint8_t *grow(uint8_t *base, size_t have, size_t need, size_t dirty) {
-    if (hak_os_resize_in_place(base, have, need))
+    if (hak_chunks_resize(base, have, need))
         return base;
-    uint8_t *dst = hak_os_map_aligned(need, HAK_CHUNK_SIZE);
+    uint8_t *dst = hak_chunks_map(need);
     if (dst == NULL) {
         keep_or_unmap(base, have, dirty);
         return NULL;
@@ -354,8 +433,9 @@ void *hak_bigcache_take(size_t need, size_t used, size_t *dirty) {
     hak_lock(&cache_lock);
     entry_t *e = choose_locked(need, used);
     size_t have = 0;
+    if (e != NULL && !unlink_entry(e))
+        e = NULL; /* the cache was corrupted and dropped */
     if (e != NULL) {
-        unlink_entry(e);
         have = e->size;
         *dirty = e->dirty;
         if (have > need && split_locked((uint8_t *)e, have, need, dirty, now))
@@ -386,13 +466,17 @@ bool hak_bigcache_put(void *base, size_t size, size_t dirty) {
         return false;
     uint64_t now = hak_os_now_ms();
     hak_lock(&cache_lock);
+    if (poisoned) { /* the cache was dropped after a corruption: it keeps nothing */
+        hak_unlock(&cache_lock);
+        return false;
+    }
     size = absorb_locked(base, size, &dirty, SIZE_MAX, now); /* merge with the cached entries that follow */
     bool fits = size <= hak_options.bigcache_max && link_entry(base, size, dirty, now);
     entry_t *victims = evict_locked(now, false);
     hak_unlock(&cache_lock);
     unmap_all(victims);
     if (!fits)
-        hak_os_unmap(base, size); /* merged past the bound (or no table): all of it goes back */
+        hak_chunks_unmap(base, size); /* merged past the bound (or no table): all of it goes back */
     return true;
 }
 

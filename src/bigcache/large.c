@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "bigcache/bigcache.h"
+#include "bigcache/chunks.h"
+#include "common/error.h"
+#include "common/secret.h"
 #include "os/os.h"
 
 #define LARGE_MIN_OFFSET 64 /* header size: blocks start one cache line into the mapping */
@@ -12,25 +15,46 @@ _Static_assert(sizeof(hak_large_t) <= LARGE_MIN_OFFSET, "the large header must f
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
-/* Records a new resident prefix and reports the change to the BigCache's resident budget. */
-static void set_resident(hak_large_t *h, size_t resident) {
-    if (resident > h->resident)
-        hak_bigcache_live_add(resident - h->resident);
-    else if (resident < h->resident)
-        hak_bigcache_live_sub(h->resident - resident);
-    h->resident = resident;
+/* ---- header integrity ---- */
+
+/* The check covers the fields only the block's owner changes (and its address), not the list links, which
+ * other threads rewrite under the set's lock while the owner may be reading its header without it. The check
+ * word sits between the links and the block, so an underflow from the block that reaches the links has
+ * overwritten the check word first. */
+static uintptr_t header_check(const hak_large_t *h) {
+    uintptr_t k = hak_secret.header;
+    uintptr_t x = hak_secret_mix(k, (uintptr_t)h, h->map_size);
+    x = hak_secret_mix(k ^ x, (uintptr_t)h->block, h->usable);
+    return hak_secret_mix(k ^ x, h->resident, (uintptr_t)h->set);
 }
 
-static size_t block_offset(size_t align) {
-    if (align >= HAK_CHUNK_SIZE)
-        return HAK_OS_PAGE;
-    return align > LARGE_MIN_OFFSET ? align : LARGE_MIN_OFFSET;
+/* Records h's fields in its check word; called after every change of them. */
+static void seal(hak_large_t *h) { h->check = header_check(h); }
+
+bool hak_large_header_ok(const hak_large_t *h) { return h->check == header_check(h); }
+
+static hak_large_t *of_link(hak_list_node_t *n) { return hak_list_entry_or_null(n, hak_large_t, link); }
+
+hak_large_t *hak_large_header_of(const void *p, unsigned kind) {
+    if (kind != HAK_REGION_LARGE && kind != HAK_REGION_LARGE_FAR)
+        return NULL;
+    uintptr_t chunk = hak_chunk_base(p);
+    hak_large_t *h = (hak_large_t *)(kind == HAK_REGION_LARGE ? chunk : chunk - HAK_CHUNK_SIZE);
+    if (hak_unlikely(!hak_large_header_ok(h))) {
+        hak_report_invalid("corrupted large-block header (an underflow from its block?)", h);
+        return NULL;
+    }
+    return h;
 }
 
-void hak_large_set_init(hak_large_set_t *set, hak_quota_t *quota) {
-    set->quota = quota;
-    hak_lock_init(&set->lock);
-    set->blocks.first = set->blocks.last = NULL;
+/* ---- the set's list: neighbours are checked before anything is written through them ---- */
+
+static bool neighbours_ok(const hak_large_t *h) {
+    const hak_large_t *prev = of_link(h->link.prev), *next = of_link(h->link.next);
+    if ((prev == NULL || hak_large_header_ok(prev)) && (next == NULL || hak_large_header_ok(next)))
+        return true;
+    hak_report_invalid("corrupted large-block header next to this block's", h);
+    return false;
 }
 
 static void set_link(hak_large_t *h) {
@@ -39,54 +63,88 @@ static void set_link(hak_large_t *h) {
     hak_unlock(&h->set->lock);
 }
 
-static void set_unlink(hak_large_t *h) {
+/* False (nothing unlinked) if a neighbour's header is corrupted. */
+static bool set_unlink(hak_large_t *h) {
     hak_lock(&h->set->lock);
-    hak_list_remove(&h->set->blocks, &h->link);
+    bool ok = neighbours_ok(h);
+    if (ok)
+        hak_list_remove(&h->set->blocks, &h->link);
+    hak_unlock(&h->set->lock);
+    return ok;
+}
+
+/* Records a new resident prefix and reports the change to the BigCache's resident budget. */
+static void set_resident(hak_large_t *h, size_t resident) {
+    if (resident > h->resident)
+        hak_bigcache_live_add(resident - h->resident);
+    else if (resident < h->resident)
+        hak_bigcache_live_sub(h->resident - resident);
+    hak_lock(&h->set->lock);
+    h->resident = resident;
+    seal(h);
     hak_unlock(&h->set->lock);
 }
 
-/* Maps size bytes so that map_base + PAGE is aligned to align (>= 2 MiB). */
+/* Where the block starts in its mapping: past the header, at its alignment, or (2 MiB and more) one chunk in.
+ */
+static size_t block_offset(size_t align) {
+    if (align >= HAK_CHUNK_SIZE)
+        return HAK_CHUNK_SIZE;
+    return align > LARGE_MIN_OFFSET ? align : LARGE_MIN_OFFSET;
+}
+
+static bool is_far(const hak_large_t *h) {
+    return (size_t)(h->block - hak_large_map_base(h)) >= HAK_CHUNK_SIZE;
+}
+
+void hak_large_set_init(hak_large_set_t *set, hak_quota_t *quota) {
+    set->quota = quota;
+    hak_lock_init(&set->lock);
+    set->blocks.first = set->blocks.last = NULL;
+}
+
+/* Maps map_size bytes (whole chunks) so that base + one chunk is aligned to align (> 2 MiB): the header
+ * chunk, then the block. */
 static uint8_t *map_far(size_t map_size, size_t align) {
     size_t over = map_size + align;
     if (over < map_size)
         return NULL;
-    uint8_t *raw = hak_os_map(over);
+    uint8_t *raw = hak_os_map_aligned(over, HAK_CHUNK_SIZE);
     if (raw == NULL)
         return NULL;
-    uint8_t *block = (uint8_t *)(((uintptr_t)raw + HAK_OS_PAGE + align - 1) & ~(uintptr_t)(align - 1));
-    uint8_t *base = block - HAK_OS_PAGE;
+    uint8_t *block = (uint8_t *)(((uintptr_t)raw + HAK_CHUNK_SIZE + align - 1) & ~(uintptr_t)(align - 1));
+    uint8_t *base = block - HAK_CHUNK_SIZE;
     if (base > raw)
         hak_os_unmap(raw, (size_t)(base - raw));
     size_t tail = (size_t)(raw + over - (base + map_size));
     if (tail)
         hak_os_unmap(base + map_size, tail);
+    hak_region_set_range(base, map_size, HAK_REGION_LARGE_INNER);
     return base;
 }
 
-/* Keeps the mapping in the BigCache, or unmaps it. Only whole-chunk mappings are cacheable: those of
- * over-aligned (LARGE_FAR) blocks are not. */
+/* Keeps the mapping in the BigCache, or unmaps it. */
 static void release_mapping(hak_large_t *h) {
-    uint8_t *base = h->map_base;
+    uint8_t *base = hak_large_map_base(h);
     size_t size = h->map_size, resident = h->resident;
     hak_bigcache_live_sub(resident);
     h->block = NULL;
-    bool whole_chunks = (((uintptr_t)base | size) & (HAK_CHUNK_SIZE - 1)) == 0;
-    if (!whole_chunks || !hak_bigcache_put(base, size, resident))
-        hak_os_unmap(base, size);
+    h->check = 0; /* a stale pointer to it finds no valid header */
+    if (!hak_bigcache_put(base, size, resident))
+        hak_chunks_unmap(base, size);
 }
 
 static uint8_t *map_new(size_t map_size, size_t align) {
-    return align < HAK_CHUNK_SIZE ? hak_os_map_aligned(map_size, HAK_CHUNK_SIZE) : map_far(map_size, align);
+    return align <= HAK_CHUNK_SIZE ? hak_chunks_map(map_size) : map_far(map_size, align);
 }
 
 static void publish(hak_large_t *h) {
-    hak_region_set((void *)hak_chunk_base(h->block),
-                   h->block == h->map_base + HAK_OS_PAGE && hak_chunk_base(h->block) == (uintptr_t)h->block
-                       ? HAK_REGION_LARGE_FAR
-                       : HAK_REGION_LARGE);
+    hak_region_set((void *)hak_chunk_base(h->block), is_far(h) ? HAK_REGION_LARGE_FAR : HAK_REGION_LARGE);
 }
 
-static void unpublish(hak_large_t *h) { hak_region_set((void *)hak_chunk_base(h->block), HAK_REGION_NONE); }
+static void unpublish(hak_large_t *h) {
+    hak_region_set((void *)hak_chunk_base(h->block), HAK_REGION_LARGE_INNER);
+}
 
 void *hak_large_alloc(hak_large_set_t *set, size_t size, size_t align, bool zero) {
     size_t offset = block_offset(align);
@@ -99,9 +157,9 @@ void *hak_large_alloc(hak_large_set_t *set, size_t size, size_t align, bool zero
         errno = ENOMEM;
         return NULL;
     }
-    size_t map_size = align < HAK_CHUNK_SIZE ? hak_align_up(need, HAK_CHUNK_SIZE) : need;
-    size_t dirty = 0;
-    uint8_t *base = align < HAK_CHUNK_SIZE ? hak_bigcache_take(map_size, need, &dirty) : NULL;
+    size_t map_size = hak_align_up(need, HAK_CHUNK_SIZE), dirty = 0;
+    uint8_t *base =
+        align < HAK_CHUNK_SIZE ? hak_bigcache_take(map_size, need, &dirty) : NULL; /* far: fresh */
     if (base != NULL) {
         if (zero && dirty > offset)
             memset(base + offset, 0, (dirty < need ? dirty : need) - offset); /* the rest is still zero */
@@ -118,12 +176,13 @@ void *hak_large_alloc(hak_large_set_t *set, size_t size, size_t align, bool zero
         }
     }
     hak_large_t *h = (hak_large_t *)base;
-    h->map_base = base;
     h->map_size = map_size;
     h->block = base + offset;
     h->usable = need - offset;
     h->resident = 0;
     h->set = set;
+    hak_list_node_clear(&h->link);
+    seal(h);
     set_resident(h, max_size(dirty, need));
     set_link(h);
     publish(h);
@@ -131,7 +190,8 @@ void *hak_large_alloc(hak_large_set_t *set, size_t size, size_t align, bool zero
 }
 
 void hak_large_free(hak_large_t *h) {
-    set_unlink(h);
+    if (!set_unlink(h))
+        return; /* reported; the block stays where it is */
     unpublish(h);
     hak_quota_uncharge(h->set->quota, hak_large_charged(h));
     release_mapping(h);
@@ -142,11 +202,13 @@ static void set_size(hak_large_t *h, size_t map_size, size_t usable) {
     hak_lock(&h->set->lock);
     h->map_size = map_size;
     h->usable = usable;
+    seal(h);
     hak_unlock(&h->set->lock);
 }
 
 void *hak_large_realloc(hak_large_t *h, size_t size) {
-    size_t offset = (size_t)(h->block - h->map_base);
+    uint8_t *map_base = hak_large_map_base(h);
+    size_t offset = (size_t)(h->block - map_base);
     if (size > (size_t)PTRDIFF_MAX - offset - HAK_CHUNK_SIZE) {
         errno = ENOMEM;
         return NULL;
@@ -154,7 +216,7 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
     size_t old_need = offset + h->usable, need = hak_align_up(offset + size, HAK_OS_PAGE);
     if (need == old_need)
         return h->block;
-    bool far = ((h->map_size | (uintptr_t)h->map_base) & (HAK_CHUNK_SIZE - 1)) != 0;
+    bool far = is_far(h);
     if (far && need > h->map_size)
         return NULL; /* over-aligned block: the caller copies */
     if (need > old_need && !hak_quota_charge(h->set->quota, need - old_need)) {
@@ -168,33 +230,37 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
         set_size(h, new_map, need - offset);
         size_t resident = h->resident, kept = resident < new_map ? resident : new_map;
         set_resident(h, max_size(kept, need));
-        if (new_map < old_map && !hak_bigcache_put(h->map_base + new_map, old_map - new_map, resident - kept))
-            hak_os_unmap(h->map_base + new_map, old_map - new_map);
+        if (new_map < old_map && !hak_bigcache_put(map_base + new_map, old_map - new_map, resident - kept))
+            hak_chunks_unmap(map_base + new_map, old_map - new_map);
         if (need < old_need)
             hak_quota_uncharge(h->set->quota, old_need - need);
         return h->block;
     }
     /* Grow: merge cached mappings that follow, then extend in place, else move the pages (no copy). */
     size_t dirty = h->resident;
-    size_t got = hak_bigcache_extend(h->map_base, old_map, new_map, &dirty);
+    size_t got = hak_bigcache_extend(map_base, old_map, new_map, &dirty);
     set_resident(h, dirty);
-    if (got == new_map || hak_os_resize_in_place(h->map_base, got, new_map)) {
+    if (got == new_map || hak_chunks_resize(map_base, got, new_map)) {
         set_size(h, new_map, need - offset);
         set_resident(h, max_size(h->resident, need));
         return h->block;
     }
     if (got != old_map)
         set_size(h, got, h->usable); /* the merged chunks are part of the mapping now */
-    uint8_t *dst = hak_os_map_aligned(new_map, HAK_CHUNK_SIZE);
+    uint8_t *dst = hak_chunks_map(new_map);
     if (dst == NULL) {
         hak_quota_uncharge(h->set->quota, need - old_need);
         errno = ENOMEM;
         return NULL;
     }
-    set_unlink(h);
+    if (!set_unlink(h)) {
+        hak_chunks_unmap(dst, new_map);
+        hak_quota_uncharge(h->set->quota, need - old_need);
+        errno = EINVAL;
+        return NULL;
+    }
     unpublish(h);
-    uint8_t *old_base = h->map_base;
-    if (hak_os_move(old_base, got, dst, new_map) == NULL) {
+    if (hak_chunks_move(map_base, got, dst, new_map) == NULL) {
         /* several kernel mappings (merged by the BigCache) cannot move as one: the caller copies. The
          * kernel already unmapped dst. */
         set_link(h);
@@ -204,10 +270,10 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
         return NULL;
     }
     h = (hak_large_t *)dst; /* the header moved with the pages */
-    h->map_base = dst;
     h->map_size = new_map;
     h->block = dst + offset;
     h->usable = need - offset;
+    seal(h);
     set_resident(h, max_size(h->resident, need));
     set_link(h);
     publish(h);
@@ -216,8 +282,13 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
 
 void hak_large_release_all(hak_large_set_t *set) {
     hak_lock(&set->lock);
-    hak_list_for_each_safe(l, next, &set->blocks) {
+    for (hak_list_node_t *l = set->blocks.first, *next; l != NULL; l = next) {
         hak_large_t *h = hak_list_entry(l, hak_large_t, link);
+        if (!hak_large_header_ok(h)) {
+            hak_report_invalid("corrupted large-block header at heap destroy (the rest is leaked)", h);
+            break;
+        }
+        next = l->next;
         unpublish(h);
         hak_quota_uncharge(set->quota, hak_large_charged(h));
         release_mapping(h);

@@ -1,7 +1,9 @@
-/* Large blocks (above the slab classes): each lives in its own mapping with a header at the mapping's base.
- * The region map finds the header: for ordinary large blocks the base is 2 MiB aligned and the mapping is a
- * whole number of 2 MiB chunks (kind LARGE), so freed mappings can be split and merged by the BigCache; for
- * alignments of 2 MiB and more the block starts a chunk and the header is the page below it (LARGE_FAR). */
+/* Large blocks (above the slab classes): each lives in its own mapping of whole 2 MiB chunks, 2 MiB aligned,
+ * with a header at the mapping's base, so freed mappings can be split and merged by the BigCache. The region
+ * map finds the header: for ordinary large blocks it is at the base of the block's chunk (kind LARGE); for
+ * alignments of 2 MiB and more the block starts the mapping's second chunk and the header is at the base of
+ * the first (LARGE_FAR). Every other chunk is LARGE_INNER (bigcache/chunks.h). Headers carry a keyed check
+ * word, verified before any use. */
 #ifndef HAKMEM_BIGCACHE_LARGE_H
 #define HAKMEM_BIGCACHE_LARGE_H
 
@@ -22,36 +24,38 @@ typedef struct hak_large_set_s {
     hak_list_t blocks; /* hak_large_t.link */
 } hak_large_set_t;
 
+/* The header at the base of a large mapping (the block starts 64 bytes, or its alignment, past it). The check
+ * word is last, next to the block: an underflow from the block hits it first. */
 typedef struct hak_large_s {
-    uint8_t *map_base;    /* the header sits here */
-    size_t map_size;      /* address space of the mapping (whole chunks, or pages for LARGE_FAR) */
+    size_t map_size;      /* address space of the mapping: whole chunks */
     uint8_t *block;       /* the user's pointer */
     size_t usable;        /* bytes from block: the request rounded up to a page, so exact and tight */
     size_t resident;      /* pages of the mapping past this prefix are zero and not resident */
     hak_large_set_t *set; /* the owning heap's */
     hak_list_node_t link; /* in set->blocks */
+    uintptr_t check;      /* keyed check of the fields above but the links (large.c: header_check) */
 } hak_large_t;
 
-/* Header of the large mapping in p's chunk, or NULL if p lies outside that mapping (an over-aligned mapping
- * may be shorter than its chunk, and the kernel puts other mappings in the rest) or the chunk is not a live
- * large block (a cached one, say). */
-static inline hak_large_t *hak_large_mapping_of(const void *p, unsigned kind) {
-    if (kind != HAK_REGION_LARGE && kind != HAK_REGION_LARGE_FAR)
-        return NULL;
-    uintptr_t chunk = hak_chunk_base(p);
-    hak_large_t *h = (hak_large_t *)(kind == HAK_REGION_LARGE ? chunk : chunk - 4096);
-    return (uintptr_t)p - (uintptr_t)h->map_base < h->map_size ? h : NULL;
-}
+/* The header sits at the mapping's base. */
+static inline uint8_t *hak_large_map_base(const hak_large_t *h) { return (uint8_t *)(uintptr_t)h; }
 
-/* Header of the large block p, or NULL if p is not the start of a live large block. */
+/* True if h's fields are as hakmem last wrote them (the keyed check word matches). */
+bool hak_large_header_ok(const hak_large_t *h);
+
+/* Header of the large block whose chunk p is in (kind from the region map: LARGE has it at the chunk base,
+ * LARGE_FAR one chunk below), checked, or NULL for any other kind. A header that fails its check is reported
+ * and NULL returned: nothing is ever done through it. */
+hak_large_t *hak_large_header_of(const void *p, unsigned kind);
+
+/* Header of the large block p, or NULL (unreported) if p is not the start of a live large block. */
 static inline hak_large_t *hak_large_of(const void *p, unsigned kind) {
-    hak_large_t *h = hak_large_mapping_of(p, kind);
+    hak_large_t *h = hak_large_header_of(p, kind);
     return h != NULL && h->block == (const uint8_t *)p ? h : NULL;
 }
 
 /* Bytes charged to the heap for a large block: its header and usable pages. */
 static inline size_t hak_large_charged(const hak_large_t *h) {
-    return (size_t)(h->block - h->map_base) + h->usable;
+    return (size_t)(h->block - hak_large_map_base(h)) + h->usable;
 }
 
 void hak_large_set_init(hak_large_set_t *set, hak_quota_t *quota);

@@ -8,5 +8,8 @@
 #define hak_cold __attribute__((cold, noinline))
 #define hak_always_inline inline __attribute__((always_inline))
 #define HAK_CACHE_LINE 64
+/* On declarations of the library's own globals: they are never interposed, so code in the shared library
+ * reaches them PC-relative in one instruction instead of through the GOT. */
+#define HAK_HIDDEN __attribute__((visibility("hidden")))
 
 #endif

@@ -2,6 +2,8 @@
 #ifndef HAKMEM_COMMON_OPTIONS_H
 #define HAKMEM_COMMON_OPTIONS_H
 
+#include "common/compiler.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,7 +16,7 @@ typedef struct hak_options_s {
     size_t ss_cache_max;     /* HAKMEM_SUPERSLAB_CACHE: empty SuperSlabs kept committed (until the delay) */
 } hak_options_t;
 
-extern hak_options_t hak_options;
+extern HAK_HIDDEN hak_options_t hak_options;
 
 void hak_options_load(void);
 

@@ -14,14 +14,15 @@
 #define HAK_REGION_ENTRIES ((uintptr_t)1 << (HAK_ADDRESS_BITS - HAK_CHUNK_SHIFT))
 
 enum hak_region_kind {
-    HAK_REGION_NONE = 0,      /* not hakmem's */
-    HAK_REGION_SUPERSLAB = 1, /* a SuperSlab starts at the chunk base */
-    HAK_REGION_LARGE = 2,     /* a large block's header sits at the chunk base */
-    HAK_REGION_LARGE_FAR = 3, /* a large block starts at the chunk base; its header is one page below */
-    HAK_REGION_CACHED = 4,    /* a free large mapping kept by the BigCache starts at the chunk base */
+    HAK_REGION_NONE = 0,        /* not hakmem's */
+    HAK_REGION_SUPERSLAB = 1,   /* a SuperSlab starts at the chunk base */
+    HAK_REGION_LARGE = 2,       /* a large block's header sits at the chunk base */
+    HAK_REGION_LARGE_FAR = 3,   /* a large block starts at the chunk base; its header is one chunk below */
+    HAK_REGION_CACHED = 4,      /* a free large mapping kept by the BigCache starts at the chunk base */
+    HAK_REGION_LARGE_INNER = 5, /* any other chunk of a large mapping, live or cached: hakmem's, no block */
 };
 
-extern uint8_t hak_region_kinds[HAK_REGION_ENTRIES];
+extern HAK_HIDDEN uint8_t hak_region_kinds[HAK_REGION_ENTRIES];
 
 static inline unsigned hak_region_kind(const void *p) {
     uintptr_t idx = (uintptr_t)p >> HAK_CHUNK_SHIFT;
@@ -35,5 +36,11 @@ static inline void hak_region_set(const void *chunk, unsigned kind) {
 }
 
 static inline uintptr_t hak_chunk_base(const void *p) { return (uintptr_t)p & ~(HAK_CHUNK_SIZE - 1); }
+
+/* Marks every chunk of [base, base + size) (chunk-aligned, whole chunks). */
+static inline void hak_region_set_range(const void *base, uintptr_t size, unsigned kind) {
+    for (uintptr_t c = (uintptr_t)base; c < (uintptr_t)base + size; c += HAK_CHUNK_SIZE)
+        hak_region_set((const void *)c, kind);
+}
 
 #endif

@@ -8,6 +8,7 @@
 #include "bigcache/bigcache.h"
 #include "common/meta.h"
 #include "common/options.h"
+#include "common/secret.h"
 
 /* Out of memory or address space for a SuperSlab: cached large mappings go first. */
 static void reclaim_large_mappings(void) { hak_bigcache_collect(true); }
@@ -53,6 +54,7 @@ static void fork_child(void) {
 }
 
 static void init_once_fn(void) {
+    hak_secret_init(); /* first: every free list and check word made from here on uses the secrets */
     hak_options_load();
     hak_thread_init();
     hak_stats_init();

@@ -8,6 +8,8 @@
 #ifndef HAKMEM_HEAP_HEAP_H
 #define HAKMEM_HEAP_HEAP_H
 
+#include "common/compiler.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,12 +37,12 @@ typedef struct hak_tslot_s {
     uint64_t gen;
 } hak_tslot_t;
 
-extern hak_heap_t hak_heap_main;
+extern HAK_HIDDEN hak_heap_t hak_heap_main;
 /* The placeholder thread heap every thread starts on for the default heap (see tiny/theap.h). */
-extern hak_theap_t hak_theap_empty;
-extern __thread hak_theap_t *hak_tls_theap; /* the default heap's thread heap */
-extern __thread hak_tslot_t *hak_tls_slots;
-extern __thread uint32_t hak_tls_slot_count;
+extern HAK_HIDDEN hak_theap_t hak_theap_empty;
+extern HAK_HIDDEN __thread hak_theap_t *hak_tls_theap; /* the default heap's thread heap */
+extern HAK_HIDDEN __thread hak_tslot_t *hak_tls_slots;
+extern HAK_HIDDEN __thread uint32_t hak_tls_slot_count;
 
 static inline hak_heap_t *hak_heap_of_arena(hak_tiny_arena_t *arena) {
     return (hak_heap_t *)(void *)((char *)arena - offsetof(hak_heap_t, slabs));

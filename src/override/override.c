@@ -21,11 +21,12 @@
  * - valloc is page aligned; pvalloc also rounds the size up to whole pages, and pvalloc(0) is one page.
  * - malloc_usable_size(NULL) is 0; cfree is free (glibc keeps it as a compat symbol).
  *
- * Foreign pointers (not in hakmem's memory by the region map and, for large blocks, the block's mapping:
- * glibc's blocks from before the override took effect, or from __libc_malloc) go to glibc's __libc_free /
- * __libc_realloc / malloc_usable_size, so neither heap is corrupted. Pointers inside hakmem's memory that are
- * not live blocks (interior pointers, double frees) are still reported by hakmem (HAKMEM_ON_ERROR): ownership
- * is decided by address range, not by hak_heap_of (which is NULL for those too). See foreign.h.
+ * Ownership is decided here, by address: every chunk of hakmem's memory is marked in the region map, so a
+ * pointer in a marked chunk is hakmem's (and reported by hakmem if it is not a live block: interior pointers,
+ * double frees, freed large blocks). A pointer in an unmarked chunk goes to glibc's __libc_free /
+ * __libc_realloc / malloc_usable_size only if it looks like a glibc chunk (glibc's blocks from before the
+ * override took effect, or from __libc_malloc); anything else (stack, globals, wild) is reported by hakmem
+ * with its value and obeys HAKMEM_ON_ERROR, and is never dereferenced (foreign.h).
  *
  * Safe from the first call: nothing below calls dlsym, getenv, stdio or an allocating pthread function on the
  * allocation path; the first allocation initialises hakmem through hak_init (pthread_once, environ scan,
@@ -36,7 +37,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "bigcache/large.h"
+#include "common/error.h"
+#include "common/region_map.h"
 #include "hakmem/hakmem.h"
 #include "heap/heap.h"
 #include "os/os.h"
@@ -45,22 +47,13 @@
 
 #define HAK_OVERRIDE __attribute__((visibility("default")))
 
-/* Region kind of p, or HAK_REGION_NONE if p certainly is not hakmem's. A SuperSlab fills its whole 2 MiB
- * chunk, but a large block's mapping may be shorter than the chunk the region map marks for it, and the
- * kernel places other mappings (glibc's mmapped chunks among them) in the rest of that chunk: a pointer
- * there is foreign. A pointer inside a large mapping that is not its block start stays hakmem's (reported).
- */
-static hak_cold unsigned large_kind(const void *p, unsigned kind) {
-    if (kind == HAK_REGION_CACHED)
-        return kind; /* a freed large block: hakmem's, and hak_free reports it */
-    return hak_large_mapping_of(p, kind) != NULL ? kind : HAK_REGION_NONE;
-}
-
-static inline unsigned owner_kind(const void *p) {
-    unsigned kind = hak_region_kind(p);
-    if (hak_unlikely(kind >= HAK_REGION_LARGE))
-        return large_kind(p, kind);
-    return kind;
+/* p is not in hakmem's memory (its chunk is unmarked in the region map). True if it goes to glibc; otherwise
+ * it was reported (what names the call) and must not be touched. */
+static hak_cold bool foreign_is_glibcs(const void *p, const char *what) {
+    if (hak_foreign_is_glibc(p))
+        return true;
+    hak_report_invalid(what, p);
+    return false;
 }
 
 /* ---- malloc / free: the hot paths, inlined from hak_alloc / hak_free ---- */
@@ -72,18 +65,15 @@ HAK_OVERRIDE void *malloc(size_t size) {
 }
 
 /* A pointer outside the SuperSlabs: NULL, a large block (or an invalid pointer into hakmem's memory, which
- * hak_free reports), or a foreign block that goes back to glibc. */
+ * hak_free reports), or one outside hakmem's memory, which goes back to glibc if it is glibc's. */
 static hak_cold void free_outside_superslabs(void *p, unsigned kind) {
     if (p == NULL)
         return;
-    if (kind != HAK_REGION_NONE)
-        kind = large_kind(p, kind);
-    if (kind == HAK_REGION_NONE) {
-        __libc_free(p); /* glibc's block: glibc's free keeps errno itself */
-        return;
-    }
     int saved = errno;
-    hak_free(p); /* a large block, or an invalid pointer inside hakmem's memory, which hak_free reports */
+    if (kind != HAK_REGION_NONE)
+        hak_free(p); /* a large block, or an invalid pointer inside hakmem's memory, which hak_free reports */
+    else if (foreign_is_glibcs(p, "free of a pointer that is neither hakmem's nor glibc's"))
+        __libc_free(p);
     errno = saved;
 }
 
@@ -103,8 +93,12 @@ HAK_OVERRIDE void *calloc(size_t count, size_t size) { return hak_calloc(count, 
 HAK_OVERRIDE void *realloc(void *p, size_t size) {
     if (p == NULL)
         return malloc(size);
-    if (hak_unlikely(owner_kind(p) == HAK_REGION_NONE))
-        return __libc_realloc(p, size); /* glibc's block stays glibc's (and glibc frees it when size is 0) */
+    if (hak_unlikely(hak_region_kind(p) == HAK_REGION_NONE)) {
+        if (foreign_is_glibcs(p, "realloc of a pointer that is neither hakmem's nor glibc's"))
+            return __libc_realloc(p, size); /* glibc's block stays glibc's (and glibc frees it at size 0) */
+        errno = EINVAL;
+        return NULL;
+    }
     if (size == 0) {
         free(p);
         return NULL;
@@ -193,7 +187,9 @@ HAK_OVERRIDE void *pvalloc(size_t size) {
 HAK_OVERRIDE size_t malloc_usable_size(void *p) {
     if (p == NULL)
         return 0;
-    if (hak_unlikely(owner_kind(p) == HAK_REGION_NONE))
-        return hak_foreign_usable_size(p);
+    if (hak_unlikely(hak_region_kind(p) == HAK_REGION_NONE))
+        return foreign_is_glibcs(p, "malloc_usable_size of a pointer that is neither hakmem's nor glibc's")
+                   ? hak_foreign_usable_size(p)
+                   : 0;
     return hak_usable_size(p);
 }

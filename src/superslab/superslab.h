@@ -22,9 +22,8 @@
 #define HAK_SS_ALL_FREE 0xffffffffu
 #define HAK_DIV_SHIFT 42 /* block index = (offset * div_magic) >> HAK_DIV_SHIFT, exact for blocks < 2 MiB */
 
-typedef struct hak_block_s {
-    struct hak_block_s *next;
-} hak_block_t;
+/* A free block: its layout (an encoded link) is the slab tier's (tiny/block.h). */
+typedef struct hak_block_s hak_block_t;
 
 enum hak_span_flags {
     HAK_SPAN_FULL = 1,        /* no free block when last looked at: not in its class list */
@@ -80,7 +79,7 @@ typedef struct hak_superslab_s {
 #define HAK_NATURAL_ALIGN_MAX ((size_t)8192)
 _Static_assert(HAK_SS_HEADER_SIZE % HAK_NATURAL_ALIGN_MAX == 0, "slab 0 must start naturally aligned");
 
-extern hak_span_t hak_span_empty; /* never has free blocks: the fast path's "go slow" sentinel */
+extern HAK_HIDDEN hak_span_t hak_span_empty; /* never has free blocks: the fast path's "go slow" sentinel */
 
 static inline hak_superslab_t *hak_ss_of(const void *p) { return (hak_superslab_t *)hak_chunk_base(p); }
 

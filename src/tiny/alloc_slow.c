@@ -20,8 +20,8 @@ static bool slab_extend(hak_span_t *s) {
     uint8_t *first = s->start + (size_t)cap * bs;
     uint8_t *p = first;
     for (uint32_t i = 1; i < k; i++, p += bs)
-        ((hak_block_t *)p)->next = (hak_block_t *)(p + bs);
-    ((hak_block_t *)p)->next = s->free;
+        hak_block_set_next((hak_block_t *)p, (hak_block_t *)(p + bs));
+    hak_block_set_next((hak_block_t *)p, s->free);
     s->free = (hak_block_t *)first;
     hak_store_relaxed(&s->capacity, cap + k);
     return true;
@@ -39,8 +39,21 @@ static bool slab_refill(hak_span_t *s) {
 
 static inline void *slab_pop(hak_span_t *s) {
     hak_block_t *b = s->free;
-    s->free = b->next;
+    s->free = hak_block_take_next(b, "span free list");
     hak_store_relaxed(&s->used, s->used + 1);
+    return b;
+}
+
+void *hak_tiny_alloc_corrupt(hak_theap_t *th, unsigned cls, hak_block_t *b, hak_span_t *s) {
+    hak_block_report_corrupt(b, s == NULL ? "thread cache" : "span free list");
+    hak_block_mark_used(b);
+    if (s == NULL) {
+        th->tc_head[cls] = NULL;
+        hak_tcache_room_add(&th->tc_room[cls], 1);
+    } else {
+        s->free = NULL;
+        hak_store_relaxed(&s->used, s->used + 1);
+    }
     return b;
 }
 

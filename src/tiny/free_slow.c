@@ -1,12 +1,42 @@
 /* Free slow path for slab classes: validation and error reports, aligned (interior) pointers, frees into
  * full slabs, frees from other threads, and retiring slabs that became empty. */
+#include <string.h>
+
 #include "common/error.h"
 #include "tiny/span.h"
 #include "tiny/span_list.h"
 #include "tiny/tiny.h"
 
+void hak_block_report_corrupt(const hak_block_t *b, const char *list) {
+    char what[160] = "corrupted free block in the ";
+    size_t n = strlen(what);
+    for (size_t i = 0; list[i] != '\0' && n + 1 < sizeof what - 40; i++)
+        what[n++] = list[i];
+    memcpy(what + n, " (written after free, or overflowed into)", 42);
+    hak_report_invalid(what, b);
+}
+
+/* An aligned pointer q handed out inside its block carries a keyed tag in the 8 bytes below it (inside the
+ * block's padding), so that a free of q can be told from a free of any other interior pointer. */
+static uintptr_t aligned_tag(const void *q) { return hak_secret_mix(hak_secret.check, (uintptr_t)q, 0xa11); }
+
+void hak_tiny_note_aligned(hak_span_t *s, uint8_t *q) {
+    if (!(s->flags & HAK_SPAN_HAS_ALIGNED)) /* the caller owns the span: it served its thread heap */
+        hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SPAN_HAS_ALIGNED));
+    if (HAKMEM_CHECKS)
+        memcpy(q - sizeof(uintptr_t), &(uintptr_t){aligned_tag(q)}, sizeof(uintptr_t));
+}
+
+static bool is_aligned_pointer(const uint8_t *p) {
+    if (!HAKMEM_CHECKS)
+        return true;
+    uintptr_t tag;
+    memcpy(&tag, p - sizeof tag, sizeof tag);
+    return tag == aligned_tag(p);
+}
+
 /* Returns the block start for p, or NULL (after reporting) if p is not a live block of s. Frees into a span
- * that gave out aligned (interior) pointers round down to their block. */
+ * that gave out aligned (interior) pointers round down to their block when p carries the aligned tag. */
 static hak_block_t *span_block_of(hak_span_t *s, const void *p, bool report) {
     size_t bs = hak_load_relaxed(&s->block_size);
     uintptr_t off = hak_span_offset(s, p);
@@ -16,9 +46,9 @@ static hak_block_t *span_block_of(hak_span_t *s, const void *p, bool report) {
         return NULL;
     }
     size_t into = off - (size_t)hak_span_block_index(s, off) * bs;
-    if (into != 0 && !(hak_load_relaxed(&s->flags) & HAK_SPAN_HAS_ALIGNED)) {
+    if (into != 0 && (!(hak_load_relaxed(&s->flags) & HAK_SPAN_HAS_ALIGNED) || !is_aligned_pointer(p))) {
         if (report)
-            hak_report_invalid("free of an interior pointer", p);
+            hak_report_invalid("free of an interior pointer (or of an aligned block already freed)", p);
         return NULL;
     }
     return (hak_block_t *)((const uint8_t *)p - into);
@@ -31,11 +61,18 @@ void hak_tiny_free_settle(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s) {
         hak_theap_span_free(th, ss, s);
 }
 
-void hak_tiny_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s, hak_block_t *b) {
-    if (b == s->local_free || b == s->free || b == th->tc_head[s->cls]) {
+/* b is a free block already: a double free (reported). */
+static bool double_free(const hak_theap_t *th, const hak_span_t *s, const hak_block_t *b) {
+    bool looks_free =
+        HAKMEM_CHECKS ? hak_block_is_free(b) : b == s->local_free || b == s->free || b == th->tc_head[s->cls];
+    if (looks_free)
         hak_report_invalid("double free", b);
+    return looks_free;
+}
+
+void hak_tiny_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s, hak_block_t *b) {
+    if (double_free(th, s, b))
         return;
-    }
     if (hak_tcache_push(th, s->cls, b))
         return;
     /* A full cache (a burst of frees): straight to the span, in line, since bursts send every free here;
@@ -47,8 +84,14 @@ void hak_tiny_free_slow(hak_superslab_t *ss, hak_span_t *s, void *p) {
     hak_block_t *b = span_block_of(s, p, true);
     if (b == NULL)
         return;
-    if (__atomic_load_n(&ss->owner_tid, __ATOMIC_RELAXED) == hak_thread_id()) {
+    if ((void *)b != p && HAKMEM_CHECKS)
+        memset((uint8_t *)p - sizeof(uintptr_t), 0, sizeof(uintptr_t)); /* the aligned tag is used up */
+    if (hak_ss_is_mine(ss)) {
         hak_tiny_free_owner(ss->owner, ss, s, b);
+        return;
+    }
+    if (HAKMEM_CHECKS && hak_block_is_free(b)) { /* on any list, the owner's cache included */
+        hak_report_invalid("double free", b);
         return;
     }
     /* Another thread's slab (or an abandoned one): one CAS. The first block of a batch also flags the
@@ -57,7 +100,7 @@ void hak_tiny_free_slow(hak_superslab_t *ss, hak_span_t *s, void *p) {
     __atomic_fetch_add(&s->remote_pending, 1, __ATOMIC_RELAXED); /* before the push: never below zero */
     hak_block_t *old = __atomic_load_n(&s->thread_free, __ATOMIC_RELAXED);
     do {
-        b->next = old;
+        hak_block_set_next(b, old);
     } while (
         !__atomic_compare_exchange_n(&s->thread_free, &old, b, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
     if (old == NULL)
@@ -67,7 +110,7 @@ void hak_tiny_free_slow(hak_superslab_t *ss, hak_span_t *s, void *p) {
 size_t hak_tiny_usable_size(hak_superslab_t *ss, const void *p) {
     hak_span_t *s = hak_span_of(ss, p);
     hak_block_t *b = span_block_of(s, p, false);
-    if (b == NULL)
+    if (b == NULL || hak_block_is_free(b))
         return 0;
     return hak_load_relaxed(&s->block_size) - (size_t)((const uint8_t *)p - (const uint8_t *)b);
 }

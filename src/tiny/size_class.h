@@ -21,8 +21,8 @@
 #define HAK_CLASS_COUNT (8 + 4 * 11)
 #define HAK_TINY_CLASS_COUNT (8 + 4 * 6) /* classes up to 8 KiB */
 
-extern const uint8_t hak_class_lut[(HAK_LUT_MAX_SIZE >> 4) + 1];
-extern const uint32_t hak_class_sizes[HAK_CLASS_COUNT];
+extern HAK_HIDDEN const uint8_t hak_class_lut[(HAK_LUT_MAX_SIZE >> 4) + 1];
+extern HAK_HIDDEN const uint32_t hak_class_sizes[HAK_CLASS_COUNT];
 
 /* Class for sizes above the table: four classes per doubling. Requires 1024 < size <= HAK_SLAB_MAX_SIZE. */
 static inline unsigned hak_size_class_big(size_t size) {
@@ -52,7 +52,7 @@ static inline size_t hak_class_size(unsigned cls) { return hak_class_sizes[cls];
 #define HAK_POOL_MIN_BLOCKS 8
 #define HAK_POOL_MAX_SLABS 4
 
-extern const uint8_t hak_class_span_slabs[HAK_CLASS_COUNT];
+extern HAK_HIDDEN const uint8_t hak_class_span_slabs[HAK_CLASS_COUNT];
 
 /* Slabs in a span of class cls. */
 static inline unsigned hak_span_slabs_for(unsigned cls) { return hak_class_span_slabs[cls]; }

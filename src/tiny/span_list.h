@@ -4,6 +4,7 @@
 #define HAKMEM_TINY_SPAN_LIST_H
 
 #include "common/list.h"
+#include "tiny/block.h"
 #include "tiny/theap.h"
 
 static inline hak_span_t *hak_avail_first(hak_theap_t *th, unsigned cls) {
@@ -48,11 +49,9 @@ static inline void hak_span_collect_remote(hak_span_t *s) {
     hak_block_t *list = __atomic_exchange_n(&s->thread_free, NULL, __ATOMIC_ACQUIRE);
     uint32_t n = 1;
     hak_block_t *tail = list;
-    while (tail->next != NULL) {
-        tail = tail->next;
+    for (hak_block_t *next; (next = hak_block_peek_next(tail, "remote free list")) != NULL; tail = next)
         n++;
-    }
-    tail->next = s->free;
+    hak_block_set_next(tail, s->free);
     s->free = list;
     hak_store_relaxed(&s->used, s->used - n);
     __atomic_fetch_sub(&s->remote_pending, n, __ATOMIC_RELAXED);

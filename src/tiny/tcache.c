@@ -30,7 +30,8 @@ static void tcache_release(hak_theap_t *th, hak_block_t *b) {
         uintptr_t start = (uintptr_t)s->start, carved = (uintptr_t)s->capacity * s->block_size;
         hak_block_t *first = b, *last = b;
         uint32_t n = 1;
-        for (b = b->next; b != NULL && (uintptr_t)b - start < carved; b = b->next) {
+        for (b = hak_block_peek_next(b, "thread cache"); b != NULL && (uintptr_t)b - start < carved;
+             b = hak_block_peek_next(b, "thread cache")) {
             last = b;
             n++;
         }

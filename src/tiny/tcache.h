@@ -6,10 +6,13 @@
 #ifndef HAKMEM_TINY_TCACHE_H
 #define HAKMEM_TINY_TCACHE_H
 
+#include "common/compiler.h"
+
+#include "tiny/block.h"
 #include "tiny/theap.h"
 
 /* Blocks the cache of class cls may hold (0: no cache). */
-extern const uint16_t hak_tcache_limit[HAK_CLASS_COUNT];
+extern HAK_HIDDEN const uint16_t hak_tcache_limit[HAK_CLASS_COUNT];
 
 /* room has one writer, the owner, and statistics read it from other threads. On x86-64 one instruction
  * updates it in place (a single aligned store, so readers see the old or the new value); a relaxed atomic
@@ -22,19 +25,10 @@ static inline void hak_tcache_room_add(uintptr_t *room, uintptr_t d) {
 #endif
 }
 
-static inline void *hak_tcache_pop(hak_theap_t *th, unsigned cls) {
-    hak_block_t *b = th->tc_head[cls];
-    if (hak_likely(b != NULL)) {
-        th->tc_head[cls] = b->next;
-        hak_tcache_room_add(&th->tc_room[cls], 1);
-    }
-    return b;
-}
-
 /* Pushes b onto the cache of class cls whose top is `top`; the caller has checked that there is room and
  * that b is a block start owned by this thread. */
 static inline void hak_tcache_push_onto(hak_theap_t *th, unsigned cls, hak_block_t *b, hak_block_t *top) {
-    b->next = top;
+    hak_block_set_next(b, top);
     th->tc_head[cls] = b;
     hak_tcache_room_add(&th->tc_room[cls], (uintptr_t)-1);
 }

@@ -15,6 +15,8 @@
 #ifndef HAKMEM_TINY_THEAP_H
 #define HAKMEM_TINY_THEAP_H
 
+#include "common/compiler.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -50,7 +52,7 @@ typedef struct hak_theap_s {
 } hak_theap_t;
 
 /* A cheap per-thread identity: the address of a thread-local byte. */
-extern __thread char hak_tls_id_anchor;
+extern HAK_HIDDEN __thread char hak_tls_id_anchor;
 static inline uintptr_t hak_thread_id(void) { return (uintptr_t)&hak_tls_id_anchor; }
 
 /* Sets up an arena charging `quota`; `reclaim` may be NULL. */

@@ -45,9 +45,9 @@ static hak_large_t *check_block(const unsigned char *p, size_t n, const char *wh
     hak_large_t *h = hak_large_of(p, kind);
     if (h == NULL)
         fail_msg("%s: no large header for %p", what, (void *)p);
-    if (h->map_base != base_of(p) || (uintptr_t)h->map_base % C != 0)
+    if (hak_large_map_base(h) != base_of(p) || (uintptr_t)hak_large_map_base(h) % C != 0)
         fail_msg("%s: block %p: mapping base %p, expected the 2 MiB-aligned %p", what, (void *)p,
-                 (void *)h->map_base, (void *)base_of(p));
+                 (void *)hak_large_map_base(h), (void *)base_of(p));
     if (h->map_size != ti_large_map(n))
         fail_msg("%s: block of %zu bytes: mapping of %zu bytes, expected %zu (%zu chunks)", what, n,
                  h->map_size, ti_large_map(n), ti_large_map(n) / C);
@@ -176,7 +176,7 @@ static void child_reuse_split_merge(void **state) {
     check_block(s3, TI_MIB, "last chunk");
     EXPECT_CACHE(0, 0, "all 5 chunks in use");
     EXPECT_COUNTS(b2, 3, 0, "three splits/hits out of one mapping");
-    EXPECT_KIND(B + C, HAK_REGION_NONE, "interior chunk of a live block");
+    EXPECT_KIND(B + C, HAK_REGION_LARGE_INNER, "interior chunk of a live block");
 
     /* merge on free, forward only: s3 alone; s1 not merged (s2 live after it); s2 absorbs s3 but not s1 */
     tu_fill(s1, REQ(3), 3);
@@ -189,7 +189,7 @@ static void child_reuse_split_merge(void **state) {
     EXPECT_CACHE(2, 5 * C, "s2 merges with s3 after it, not with s1 before it");
     EXPECT_KIND(B, HAK_REGION_CACHED, "s1's entry");
     EXPECT_KIND(B + 3 * C, HAK_REGION_CACHED, "merged s2+s3 entry");
-    EXPECT_KIND(B + 4 * C, HAK_REGION_NONE, "s3's chunk, merged into s2's entry");
+    EXPECT_KIND(B + 4 * C, HAK_REGION_LARGE_INNER, "s3's chunk, merged into s2's entry");
 
     /* grow by merging: 4 chunks wanted; no exact or larger entry, so the largest smaller one (s1, 3 chunks)
      * merges the 2-chunk entry after it and gives 1 chunk back */
@@ -200,7 +200,7 @@ static void child_reuse_split_merge(void **state) {
     EXPECT_COUNTS(b3, 1, 0, "grow by merging");
     EXPECT_CACHE(1, C, "surplus chunk of the merge cached");
     EXPECT_KIND(B + 4 * C, HAK_REGION_CACHED, "surplus of the merge");
-    EXPECT_KIND(B + 3 * C, HAK_REGION_NONE, "merged entry's chunk, now inside the block");
+    EXPECT_KIND(B + 3 * C, HAK_REGION_LARGE_INNER, "merged entry's chunk, now inside the block");
     /* the merged pages are the old ones: s1's content, and s2's past its first page (its entry header) */
     TI_ASSERT_PATTERN(s1, TI_PAGE, REQ(3), 3, "merged block lost s1's pages");
     TI_ASSERT_PATTERN(s2, TI_PAGE, TI_MIB, 4, "merged block lost s2's pages");
@@ -347,7 +347,7 @@ static void child_realloc(void **state) {
     check_block(y, REQ(3), "realloc to 3 chunks by merging");
     EXPECT_CACHE(1, 2 * C, "surplus of the merge");
     EXPECT_KIND(B + 3 * C, HAK_REGION_CACHED, "surplus of the merge");
-    EXPECT_KIND(B + C, HAK_REGION_NONE, "merged chunk, now inside the block");
+    EXPECT_KIND(B + C, HAK_REGION_LARGE_INNER, "merged chunk, now inside the block");
     EXPECT_COUNTS(b0, 0, 0, "realloc merge is not a take");
     TI_ASSERT_PATTERN(y, 0, 1536 * TI_KIB, 11, "content after growth by merging");
     tu_fill(y, REQ(3), 12);
@@ -424,7 +424,7 @@ static void child_table(void **state) {
         key[i] = i < TBL_K ? i + 1 : i - TBL_K + 1;
         blk[i] = hak_alloc(REQ(key[i]));
         check_block(blk[i], REQ(key[i]), "table block");
-        blk[i][0] = (unsigned char)i;
+        blk[i][8] = (unsigned char)i; /* past the BigCache entry's check word at [0] */
         sep[i] = hak_alloc(REQ(1)); /* live: keeps the next mapping apart */
         check_block(sep[i], REQ(1), "separator");
     }
@@ -487,7 +487,7 @@ static void child_table(void **state) {
             fail_msg("%zu chunks: got %p, expected the cached %p (newest of its count)", k, (void *)r,
                      (void *)blk[want]);
         check_block(r, REQ(k), "taken back");
-        if (r[0] != (unsigned char)want)
+        if (r[8] != (unsigned char)want)
             fail_msg("%zu chunks: reused mapping lost its first page", k);
         EXPECT_COUNTS(b0, 1, 0, "exact hit for %zu chunks", k);
         if (depth[k] == 0)

@@ -168,14 +168,14 @@ static void test_realloc_large_mremap(void **state) {
     hak_collect(1);
     hak_large_t *h = hak_large_of(p, hak_region_kind(p));
     assert_non_null(h);
-    unsigned char *end = h->map_base + h->map_size;
+    unsigned char *end = hak_large_map_base(h) + h->map_size;
     assert_true(p + hak_usable_size(p) <= end);
     void *blocker = mmap(end, TI_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     int have_blocker = blocker == (void *)end;
     int occupied = blocker == MAP_FAILED && errno == EEXIST; /* something is there already: as good */
     if (blocker != MAP_FAILED && !have_blocker)
         munmap(blocker, TI_PAGE); /* old kernel: hint ignored */
-    unsigned char *old = p, *old_base = h->map_base;
+    unsigned char *old = p, *old_base = hak_large_map_base(h);
     size_t old_map = h->map_size;
     p = step(NULL, p, &n, 20 * TI_MIB, tag);
     if (have_blocker || occupied) {

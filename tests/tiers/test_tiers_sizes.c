@@ -144,8 +144,8 @@ static void check_large(const unsigned char *p, size_t n) {
     hak_large_t *h = hak_large_of(p, kind);
     if (h == NULL)
         fail_msg("hak_alloc(%zu): no large header", n);
-    if (h->map_base != p - TI_LARGE_HEADER || (uintptr_t)h->map_base % TU_CHUNK)
-        fail_msg("hak_alloc(%zu): mapping base %p, expected the 2 MiB-aligned %p", n, (void *)h->map_base,
+    if (hak_large_map_base(h) != p - TI_LARGE_HEADER || (uintptr_t)hak_large_map_base(h) % TU_CHUNK)
+        fail_msg("hak_alloc(%zu): mapping base %p, expected the 2 MiB-aligned %p", n, (void *)hak_large_map_base(h),
                  (const void *)(p - TI_LARGE_HEADER));
     if (h->usable != u || h->block != p)
         fail_msg("hak_alloc(%zu): header says block %p usable %zu", n, (void *)h->block, h->usable);

@@ -1,0 +1,96 @@
+/* A free block's first 16 bytes: the link to the next free block, encoded with a per-process secret, and a
+ * check word: the next block's address xor the block's own. The smallest block is 16 bytes, so every block
+ * has room for both.
+ *
+ * - Following a link first checks the pair: a link overwritten by a use-after-free write or an overflow from
+ *   the neighbour decodes (without the secret) to an address that does not match the check word, and is
+ *   reported, never followed.
+ * - A block whose pair checks is free: a second free of it is a double free, wherever the block sits (the
+ *   thread cache, a span's lists, another thread's remote list), and so is realloc or usable_size of it.
+ *   Allocation clears the check word, so a live block never looks free unless its owner writes exactly the
+ *   matching pair (a 2^-64 chance for data that does not know the secret).
+ * One secret, one load: decoding the link is needed anyway, and the check costs one xor and one compare.
+ * With HAKMEM_CHECKS=0 (cmake -DHAKMEM_CHECKS=OFF) links are plain pointers and only an immediate double free
+ * (the top of the thread cache or of the span's lists) is caught. */
+#ifndef HAKMEM_TINY_BLOCK_H
+#define HAKMEM_TINY_BLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+#include "common/secret.h"
+
+#ifndef HAKMEM_CHECKS
+#define HAKMEM_CHECKS 1
+#endif
+
+typedef struct hak_block_s {
+    uintptr_t link;  /* the next free block, encoded */
+    uintptr_t check; /* keyed check of link and address; 0 while the block is allocated */
+} hak_block_t;
+
+/* Reports a free block whose pair fails its check (in tiny/free_slow.c): `list` names where it was found. */
+hak_cold void hak_block_report_corrupt(const hak_block_t *b, const char *list);
+
+#if HAKMEM_CHECKS
+/* The next block a free block b links to (not yet checked: see hak_block_link_ok). */
+static inline hak_block_t *hak_block_next(const hak_block_t *b) {
+    return (hak_block_t *)(b->link ^ hak_link_key);
+}
+
+/* b's check word matches its decoded link `next`: the pair is as hakmem wrote it. */
+static inline bool hak_block_link_ok(const hak_block_t *b, const hak_block_t *next) {
+    return b->check == ((uintptr_t)next ^ (uintptr_t)b);
+}
+
+/* Makes b a free block whose next one is `next` (NULL: the end of its list). */
+static inline void hak_block_set_next(hak_block_t *b, hak_block_t *next) {
+    b->link = (uintptr_t)next ^ hak_link_key;
+    b->check = (uintptr_t)next ^ (uintptr_t)b;
+}
+
+/* b is being handed out: it no longer looks free. */
+static inline void hak_block_mark_used(hak_block_t *b) { b->check = 0; }
+
+/* b's pair checks: it is a free block (on some list), written by hakmem. */
+static inline bool hak_block_is_free(const hak_block_t *b) { return hak_block_link_ok(b, hak_block_next(b)); }
+#else
+static inline hak_block_t *hak_block_next(const hak_block_t *b) { return (hak_block_t *)b->link; }
+static inline bool hak_block_link_ok(const hak_block_t *b, const hak_block_t *next) {
+    (void)b;
+    (void)next;
+    return true;
+}
+static inline void hak_block_set_next(hak_block_t *b, hak_block_t *next) { b->link = (uintptr_t)next; }
+static inline void hak_block_mark_used(hak_block_t *b) { (void)b; }
+static inline bool hak_block_is_free(const hak_block_t *b) {
+    (void)b;
+    return false;
+}
+#endif
+
+/* The next block of a free block that is being handed out (marked used); a pair that fails its check is
+ * reported and ends the list (NULL). For the slow paths; the fast paths inline the same steps. */
+static inline hak_block_t *hak_block_take_next(hak_block_t *b, const char *list) {
+    hak_block_t *next = hak_block_next(b);
+    if (hak_unlikely(!hak_block_link_ok(b, next))) {
+        hak_block_report_corrupt(b, list);
+        return NULL;
+    }
+    hak_block_mark_used(b);
+    return next;
+}
+
+/* The next block of a free block that stays free (walking a list); NULL ends the list as above. */
+static inline hak_block_t *hak_block_peek_next(const hak_block_t *b, const char *list) {
+    hak_block_t *next = hak_block_next(b);
+    if (hak_unlikely(!hak_block_link_ok(b, next))) {
+        hak_block_report_corrupt(b, list);
+        return NULL;
+    }
+    return next;
+}
+
+#endif
