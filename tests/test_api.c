@@ -24,7 +24,8 @@ extern char **environ;
 
 #define BIG_PTRDIFF ((size_t)PTRDIFF_MAX + 1)
 
-/* ------------------------------------------------------------------------------------------------------------ */
+/* ------------------------------------------------------------------------------------------------------------
+ */
 static void test_alloc_zero(void **state) {
     (void)state;
     enum { N = 1000 };
@@ -35,11 +36,14 @@ static void test_alloc_zero(void **state) {
         assert_int_equal((uintptr_t)p[i] % 16, 0);
     }
     uintptr_t sorted[N];
-    for (int i = 0; i < N; i++) sorted[i] = (uintptr_t)p[i];
+    for (int i = 0; i < N; i++)
+        sorted[i] = (uintptr_t)p[i];
     qsort(sorted, N, sizeof sorted[0], tu_cmp_uptr);
     for (int i = 1; i < N; i++)
-        if (sorted[i] == sorted[i - 1]) fail_msg("hak_alloc(0) returned %p twice", (void *)sorted[i]);
-    for (int i = 0; i < N; i++) hak_free(p[i]);
+        if (sorted[i] == sorted[i - 1])
+            fail_msg("hak_alloc(0) returned %p twice", (void *)sorted[i]);
+    for (int i = 0; i < N; i++)
+        hak_free(p[i]);
     /* and it keeps working after the frees */
     void *q = hak_alloc(0);
     assert_non_null(q);
@@ -68,7 +72,7 @@ static void test_overflow_enomem(void **state) {
     }
     /* count * size overflows size_t */
     static const size_t pairs[][2] = {
-        {SIZE_MAX / 2 + 1, 2}, {2, SIZE_MAX / 2 + 1}, {(size_t)1 << 33, (size_t)1 << 33},
+        {SIZE_MAX / 2 + 1, 2}, {2, SIZE_MAX / 2 + 1},     {(size_t)1 << 33, (size_t)1 << 33},
         {SIZE_MAX, SIZE_MAX},  {65537, SIZE_MAX / 65536}, {(size_t)1 << 32, (size_t)1 << 32},
     };
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
@@ -102,8 +106,10 @@ static void test_aligned_bad_alignment(void **state) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;
         void *p = hak_aligned_alloc(bad[i], 64);
-        if (p != NULL) fail_msg("hak_aligned_alloc(%zu, 64) returned %p, expected NULL", bad[i], p);
-        if (errno != EINVAL) fail_msg("hak_aligned_alloc(%zu, 64): errno %d, expected EINVAL", bad[i], errno);
+        if (p != NULL)
+            fail_msg("hak_aligned_alloc(%zu, 64) returned %p, expected NULL", bad[i], p);
+        if (errno != EINVAL)
+            fail_msg("hak_aligned_alloc(%zu, 64): errno %d, expected EINVAL", bad[i], errno);
     }
 }
 
@@ -133,43 +139,54 @@ static void test_alignment_16(void **state) {
     size_t k = 0;
     for (size_t n = 0; n <= 20000; n += (n < 2100 ? 1 : 13)) {
         void *p = hak_alloc(n);
-        if (!p) fail_msg("hak_alloc(%zu) = NULL", n);
-        if ((uintptr_t)p % 16 != 0) fail_msg("hak_alloc(%zu) = %p not 16-byte aligned", n, p);
-        if (hak_usable_size(p) < n) fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu", n, hak_usable_size(p));
-        if (n) ((unsigned char *)p)[n - 1] = 1;
+        if (!p)
+            fail_msg("hak_alloc(%zu) = NULL", n);
+        if ((uintptr_t)p % 16 != 0)
+            fail_msg("hak_alloc(%zu) = %p not 16-byte aligned", n, p);
+        if (hak_usable_size(p) < n)
+            fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu", n, hak_usable_size(p));
+        if (n)
+            ((unsigned char *)p)[n - 1] = 1;
         hak_free(ring[k % KEEP]);
         ring[k++ % KEEP] = p;
     }
     for (size_t n = 20000; n <= 8 * TU_MIB; n = n * 3 / 2 + 17) {
         void *p = hak_alloc(n);
-        if (!p) fail_msg("hak_alloc(%zu) = NULL", n);
-        if ((uintptr_t)p % 16 != 0) fail_msg("hak_alloc(%zu) = %p not 16-byte aligned", n, p);
-        if (hak_usable_size(p) < n) fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu", n, hak_usable_size(p));
+        if (!p)
+            fail_msg("hak_alloc(%zu) = NULL", n);
+        if ((uintptr_t)p % 16 != 0)
+            fail_msg("hak_alloc(%zu) = %p not 16-byte aligned", n, p);
+        if (hak_usable_size(p) < n)
+            fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu", n, hak_usable_size(p));
         ((unsigned char *)p)[n - 1] = 1;
         hak_free(p);
     }
-    for (size_t i = 0; i < KEEP; i++) hak_free(ring[i]);
+    for (size_t i = 0; i < KEEP; i++)
+        hak_free(ring[i]);
 }
 
 /* Blocks can be written in full up to their usable size, and live blocks do not overlap. */
 static void test_usable_size_writable(void **state) {
     (void)state;
-    static const size_t sizes[] = {1,    8,     15,    16,     17,     100,    128,     129,     1000,
-                                   1024, 1025,  4000,  8192,   8193,   20000,  65536,   100000,  262144,
-                                   262145, 500000, 1 << 20, (1 << 20) + 1, 3 << 20};
+    static const size_t sizes[] = {1,      8,      15,     16,     17,      100,           128,    129,
+                                   1000,   1024,   1025,   4000,   8192,    8193,          20000,  65536,
+                                   100000, 262144, 262145, 500000, 1 << 20, (1 << 20) + 1, 3 << 20};
     enum { MAXN = 64 };
     void *p[MAXN];
     size_t u[MAXN];
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         size_t n = sizes[si];
         size_t count = (8 * TU_MIB) / n;
-        if (count > MAXN) count = MAXN;
-        if (count < 3) count = 3;
+        if (count > MAXN)
+            count = MAXN;
+        if (count < 3)
+            count = 3;
         for (size_t i = 0; i < count; i++) {
             p[i] = hak_alloc(n);
             assert_non_null(p[i]);
             u[i] = hak_usable_size(p[i]);
-            if (u[i] < n) fail_msg("usable %zu < %zu", u[i], n);
+            if (u[i] < n)
+                fail_msg("usable %zu < %zu", u[i], n);
             tu_fill(p[i], u[i], n * 1000 + i);
         }
         for (size_t i = 0; i < count; i++) {
@@ -178,13 +195,15 @@ static void test_usable_size_writable(void **state) {
                 fail_msg("size %zu block %zu (%p, usable %zu): byte %zu overwritten", n, i, p[i], u[i], bad);
             assert_int_equal(hak_usable_size(p[i]), u[i]);
         }
-        for (size_t i = 0; i < count; i++) hak_free(p[i]);
+        for (size_t i = 0; i < count; i++)
+            hak_free(p[i]);
     }
 }
 
 /* Continues the fill pattern of p (tag) over bytes [from, to) (nothing if to <= from). */
 static void extend_pattern(unsigned char *p, size_t from, size_t to, uint64_t tag) {
-    if (to <= from) return;
+    if (to <= from)
+        return;
     unsigned char *tmp = malloc(to);
     assert_non_null(tmp);
     tu_fill(tmp, to, tag);
@@ -202,15 +221,19 @@ static void test_realloc_walk(void **state) {
     tu_fill(p, cur, tag);
     size_t steps[200];
     size_t ns = 0;
-    for (size_t n = 1; n <= 4 * TU_MIB && ns < 200; n = n * 5 / 4 + 7) steps[ns++] = n;
+    for (size_t n = 1; n <= 4 * TU_MIB && ns < 200; n = n * 5 / 4 + 7)
+        steps[ns++] = n;
     for (size_t i = 0; i < ns; i++) {
         size_t n = steps[i];
         unsigned char *q = hak_realloc(p, n);
-        if (!q) fail_msg("hak_realloc(%p, %zu) = NULL", (void *)p, n);
-        if (hak_usable_size(q) < n) fail_msg("usable %zu < %zu after realloc", hak_usable_size(q), n);
+        if (!q)
+            fail_msg("hak_realloc(%p, %zu) = NULL", (void *)p, n);
+        if (hak_usable_size(q) < n)
+            fail_msg("usable %zu < %zu after realloc", hak_usable_size(q), n);
         size_t keep = cur < n ? cur : n;
         size_t bad = tu_check(q, keep, tag);
-        if (bad != (size_t)-1) fail_msg("grow %zu -> %zu: byte %zu lost", cur, n, bad);
+        if (bad != (size_t)-1)
+            fail_msg("grow %zu -> %zu: byte %zu lost", cur, n, bad);
         assert_ptr_equal(hak_heap_of(q), hak_heap_default());
         extend_pattern(q, keep, n, tag);
         p = q;
@@ -219,10 +242,13 @@ static void test_realloc_walk(void **state) {
     for (size_t i = ns; i-- > 0;) {
         size_t n = steps[i] / 2 + 1;
         unsigned char *q = hak_realloc(p, n);
-        if (!q) fail_msg("hak_realloc(%p, %zu) = NULL", (void *)p, n);
-        if (hak_usable_size(q) < n) fail_msg("usable %zu < %zu after realloc", hak_usable_size(q), n);
+        if (!q)
+            fail_msg("hak_realloc(%p, %zu) = NULL", (void *)p, n);
+        if (hak_usable_size(q) < n)
+            fail_msg("usable %zu < %zu after realloc", hak_usable_size(q), n);
         size_t bad = tu_check(q, n < cur ? n : cur, tag);
-        if (bad != (size_t)-1) fail_msg("shrink %zu -> %zu: byte %zu lost", cur, n, bad);
+        if (bad != (size_t)-1)
+            fail_msg("shrink %zu -> %zu: byte %zu lost", cur, n, bad);
         extend_pattern(q, cur, n, tag);
         p = q;
         cur = n;
@@ -245,7 +271,8 @@ static void test_realloc_jumps(void **state) {
         assert_true(hak_usable_size(q) >= n);
         size_t keep = cur < n ? cur : n;
         size_t bad = tu_check(q, keep, 5);
-        if (bad != (size_t)-1) fail_msg("realloc %zu -> %zu: byte %zu lost", cur, n, bad);
+        if (bad != (size_t)-1)
+            fail_msg("realloc %zu -> %zu: byte %zu lost", cur, n, bad);
         tu_fill(q, n, 5);
         p = q;
         cur = n;
@@ -269,7 +296,7 @@ static void test_realloc_zero(void **state) {
 /* A new size within the usable size (and not far below it) returns p itself. */
 static void test_realloc_in_place(void **state) {
     (void)state;
-    static const size_t sizes[] = {1,     24,     100,    500,     1000,       3000,      8000,
+    static const size_t sizes[] = {1,     24,     100,    500,     1000,          3000,    8000,
                                    20000, 100000, 200000, 1 << 20, (5 << 20) + 3, 12 << 20};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t n = sizes[i];
@@ -278,12 +305,15 @@ static void test_realloc_in_place(void **state) {
         size_t u = hak_usable_size(p);
         tu_fill(p, n, n);
         void *q = hak_realloc(p, u);
-        if (q != p) fail_msg("hak_realloc(p, usable=%zu) of a %zu B block moved it", u, n);
+        if (q != p)
+            fail_msg("hak_realloc(p, usable=%zu) of a %zu B block moved it", u, n);
         q = hak_realloc(p, n);
-        if (q != p) fail_msg("hak_realloc(p, %zu) of a %zu B block (usable %zu) moved it", n, n, u);
+        if (q != p)
+            fail_msg("hak_realloc(p, %zu) of a %zu B block (usable %zu) moved it", n, n, u);
         if (u > 1) {
             q = hak_realloc(p, u - 1);
-            if (q != p) fail_msg("hak_realloc(p, %zu) of a %zu B block (usable %zu) moved it", u - 1, n, u);
+            if (q != p)
+                fail_msg("hak_realloc(p, %zu) of a %zu B block (usable %zu) moved it", u - 1, n, u);
         }
         assert_int_equal(tu_check(p, n, n), (size_t)-1);
         hak_free(p);
@@ -304,13 +334,16 @@ static void test_calloc_zero(void **state) {
                 assert_non_null(p[i]);
                 memset(p[i], 0xA5, hak_usable_size(p[i]));
             }
-            for (int i = N; i-- > 0;) hak_free(p[i]);
+            for (int i = N; i-- > 0;)
+                hak_free(p[i]);
             for (int i = 0; i < N; i++) {
                 p[i] = (i & 1) ? hak_calloc(1, n) : hak_calloc(n, 1);
                 assert_non_null(p[i]);
-                if (!tu_all_equal(p[i], n, 0)) fail_msg("hak_calloc of %zu B (block %d) not zeroed", n, i);
+                if (!tu_all_equal(p[i], n, 0))
+                    fail_msg("hak_calloc of %zu B (block %d) not zeroed", n, i);
             }
-            for (int i = 0; i < N; i++) hak_free(p[i]);
+            for (int i = 0; i < N; i++)
+                hak_free(p[i]);
         }
     }
     /* count * size form */
@@ -333,7 +366,8 @@ static void test_calloc_large(void **state) {
             hak_free(d);
             unsigned char *c = hak_calloc(n / 16, 16);
             assert_non_null(c);
-            if (!tu_all_equal(c, n, 0)) fail_msg("hak_calloc of %zu B not zeroed (round %d)", n, round);
+            if (!tu_all_equal(c, n, 0))
+                fail_msg("hak_calloc of %zu B not zeroed (round %d)", n, round);
             memset(c, 0x77, n);
             hak_free(c);
         }
@@ -350,7 +384,8 @@ static void test_aligned_alloc(void **state) {
         for (size_t i = 0; i < NS; i++) {
             size_t n = sizes[i];
             p[i] = hak_aligned_alloc(align, n);
-            if (!p[i]) fail_msg("hak_aligned_alloc(%zu, %zu) = NULL", align, n);
+            if (!p[i])
+                fail_msg("hak_aligned_alloc(%zu, %zu) = NULL", align, n);
             size_t need = align < 16 ? 16 : align;
             if ((uintptr_t)p[i] % need)
                 fail_msg("hak_aligned_alloc(%zu, %zu) = %p misaligned", align, n, p[i]);
@@ -370,7 +405,8 @@ static void test_aligned_alloc(void **state) {
         assert_non_null(q);
         assert_int_equal(tu_check(q, n, align * 100 + 4), (size_t)-1);
         p[4] = q;
-        for (size_t i = 0; i < NS; i++) hak_free(p[i]);
+        for (size_t i = 0; i < NS; i++)
+            hak_free(p[i]);
     }
 }
 
@@ -389,7 +425,8 @@ static void test_aligned_many(void **state) {
     }
     for (int i = 0; i < N; i++) {
         size_t n = 8 + (size_t)(i * 37 % 700);
-        if (tu_check(p[i], n, (uint64_t)i) != (size_t)-1) fail_msg("aligned block %d overwritten", i);
+        if (tu_check(p[i], n, (uint64_t)i) != (size_t)-1)
+            fail_msg("aligned block %d overwritten", i);
         hak_free(p[i]);
     }
 }
@@ -403,7 +440,8 @@ static void test_heap_of(void **state) {
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *p = hak_alloc(sizes[i]);
         assert_non_null(p);
-        if (hak_heap_of(p) != def) fail_msg("hak_heap_of(hak_alloc(%zu)) != default heap", sizes[i]);
+        if (hak_heap_of(p) != def)
+            fail_msg("hak_heap_of(hak_alloc(%zu)) != default heap", sizes[i]);
         hak_free(p);
     }
     int local = 0;
@@ -419,7 +457,7 @@ static void test_heap_of(void **state) {
     assert_null(hak_heap_of((void *)(uintptr_t)test_heap_of));
 }
 
-/* ---- foreign-pointer frees, in a re-executed child ------------------------------------------------------- */
+/* ---- foreign-pointer frees, in a re-executed child ----------------------------------------------------- */
 /* Child mode: argv = {exe, "--child", kind}. Prints "PTR <p>\n" on stdout, then hak_free(foreign). With
  * HAKMEM_ON_ERROR=warn it must return; it then checks the heap still works and exits 0. */
 static int child_main(const char *kind) {
@@ -429,7 +467,8 @@ static int child_main(const char *kind) {
     void *glibc = NULL;
     /* Touch hakmem first so the heap is initialised in every case. */
     void *warm = hak_alloc(32);
-    if (!warm) return 10;
+    if (!warm)
+        return 10;
     if (strcmp(kind, "glibc") == 0) {
         glibc = malloc(64);
         foreign = glibc;
@@ -438,21 +477,25 @@ static int child_main(const char *kind) {
         foreign = stackbuf + 16;
     } else if (strcmp(kind, "interior") == 0) {
         owner = hak_alloc(64);
-        if (!owner) return 11;
+        if (!owner)
+            return 11;
         memset(owner, 0x3C, 64);
         foreign = owner + 16;
     } else if (strcmp(kind, "double") == 0) {
         foreign = hak_alloc(64); /* freed once: it sits on top of the thread cache */
-        if (!foreign) return 13;
+        if (!foreign)
+            return 13;
         hak_free(foreign);
     } else if (strcmp(kind, "double_local") == 0) {
         /* the thread cache of the class is full, so the first free goes to the span's local list */
         enum { M = 200 };
         static void *others[M];
         foreign = hak_alloc(64);
-        if (!foreign) return 13;
+        if (!foreign)
+            return 13;
         for (int i = 0; i < M; i++)
-            if (!(others[i] = hak_alloc(64))) return 14;
+            if (!(others[i] = hak_alloc(64)))
+                return 14;
         for (int i = 0; i < M; i++)
             hak_free(others[i]);
         hak_free(foreign);
@@ -465,28 +508,34 @@ static int child_main(const char *kind) {
     /* Only with HAKMEM_ON_ERROR=warn do we get here. The heap must be intact and usable. */
     if (owner) {
         for (int i = 0; i < 64; i++)
-            if (owner[i] != 0x3C) return 20;
-        if (hak_usable_size(owner) < 64) return 21;
+            if (owner[i] != 0x3C)
+                return 20;
+        if (hak_usable_size(owner) < 64)
+            return 21;
     }
     enum { N = 4000 };
     static unsigned char *blocks[N];
     for (int i = 0; i < N; i++) {
         size_t n = 16 + (size_t)(i % 200);
         blocks[i] = hak_alloc(n);
-        if (!blocks[i]) return 22;
+        if (!blocks[i])
+            return 22;
         /* the live owner block must not be handed out again */
-        if (owner && blocks[i] < owner + 64 && blocks[i] + n > owner) return 23;
+        if (owner && blocks[i] < owner + 64 && blocks[i] + n > owner)
+            return 23;
         memset(blocks[i], i & 0xff, n);
     }
     for (int i = 0; i < N; i++) {
         size_t n = 16 + (size_t)(i % 200);
         for (size_t k = 0; k < n; k++)
-            if (blocks[i][k] != (unsigned char)(i & 0xff)) return 24;
+            if (blocks[i][k] != (unsigned char)(i & 0xff))
+                return 24;
         hak_free(blocks[i]);
     }
     if (owner) {
         for (int i = 0; i < 64; i++)
-            if (owner[i] != 0x3C) return 25;
+            if (owner[i] != 0x3C)
+                return 25;
         hak_free(owner);
     }
     hak_free(warm);
@@ -501,7 +550,8 @@ typedef struct {
 } child_result_t;
 
 static void append(char *buf, size_t cap, size_t *len, const char *src, size_t n) {
-    if (*len + n >= cap) n = cap - 1 - *len;
+    if (*len + n >= cap)
+        n = cap - 1 - *len;
     memcpy(buf + *len, src, n);
     *len += n;
     buf[*len] = 0;
@@ -515,12 +565,14 @@ static void run_child(const char *kind, const char *on_error, child_result_t *r)
     assert_int_equal(pipe(pe), 0);
     /* environment: ours minus HAKMEM_ON_ERROR, plus the requested value */
     size_t n = 0;
-    while (environ[n]) n++;
+    while (environ[n])
+        n++;
     char **envp = calloc(n + 2, sizeof *envp);
     assert_non_null(envp);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "HAKMEM_ON_ERROR=", 16) != 0) envp[k++] = environ[i];
+        if (strncmp(environ[i], "HAKMEM_ON_ERROR=", 16) != 0)
+            envp[k++] = environ[i];
     char envbuf[64];
     if (on_error) {
         snprintf(envbuf, sizeof envbuf, "HAKMEM_ON_ERROR=%s", on_error);
@@ -550,13 +602,15 @@ static void run_child(const char *kind, const char *on_error, child_result_t *r)
     int open_fds = 2;
     while (open_fds > 0) {
         int rc = poll(fds, 2, 30000);
-        if (rc < 0 && errno == EINTR) continue;
+        if (rc < 0 && errno == EINTR)
+            continue;
         if (rc <= 0) {
             kill(pid, SIGKILL);
             break;
         }
         for (int i = 0; i < 2; i++) {
-            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
             char buf[1024];
             ssize_t got = read(fds[i].fd, buf, sizeof buf);
             if (got <= 0) {
@@ -571,7 +625,8 @@ static void run_child(const char *kind, const char *on_error, child_result_t *r)
         }
     }
     for (int i = 0; i < 2; i++)
-        if (fds[i].fd >= 0) close(fds[i].fd);
+        if (fds[i].fd >= 0)
+            close(fds[i].fd);
     while (waitpid(pid, &r->status, 0) < 0 && errno == EINTR) {
     }
 }
@@ -579,18 +634,21 @@ static void run_child(const char *kind, const char *on_error, child_result_t *r)
 /* Does text contain a hexadecimal number "0x..." equal to value? (any case, any zero padding) */
 static int mentions_pointer(const char *text, uintptr_t value) {
     for (const char *s = text; s[0] && s[1]; s++) {
-        if (s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) continue;
+        if (s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+            continue;
         char *end;
         errno = 0;
         unsigned long long v = strtoull(s + 2, &end, 16);
-        if (end != s + 2 && errno == 0 && (uintptr_t)v == value) return 1;
+        if (end != s + 2 && errno == 0 && (uintptr_t)v == value)
+            return 1;
     }
     return 0;
 }
 
 static uintptr_t child_pointer(const child_result_t *r) {
     const char *s = strstr(r->out, "PTR ");
-    if (!s) fail_msg("child printed no pointer; stdout: '%s' stderr: '%s'", r->out, r->err);
+    if (!s)
+        fail_msg("child printed no pointer; stdout: '%s' stderr: '%s'", r->out, r->err);
     return (uintptr_t)strtoull(s + 4, NULL, 16);
 }
 
@@ -599,10 +657,11 @@ static void check_abort(const char *kind, const char *on_error) {
     run_child(kind, on_error, &r);
     uintptr_t ptr = child_pointer(&r);
     if (!WIFSIGNALED(r.status) || WTERMSIG(r.status) != SIGABRT)
-        fail_msg("hak_free(%s pointer %#lx) with HAKMEM_ON_ERROR=%s: child %s %d, expected SIGABRT; stderr: '%s'",
-                 kind, (unsigned long)ptr, on_error ? on_error : "(unset)",
-                 WIFSIGNALED(r.status) ? "killed by signal" : "exited with",
-                 WIFSIGNALED(r.status) ? WTERMSIG(r.status) : WEXITSTATUS(r.status), r.err);
+        fail_msg(
+            "hak_free(%s pointer %#lx) with HAKMEM_ON_ERROR=%s: child %s %d, expected SIGABRT; stderr: '%s'",
+            kind, (unsigned long)ptr, on_error ? on_error : "(unset)",
+            WIFSIGNALED(r.status) ? "killed by signal" : "exited with",
+            WIFSIGNALED(r.status) ? WTERMSIG(r.status) : WEXITSTATUS(r.status), r.err);
     if (!mentions_pointer(r.err, ptr))
         fail_msg("hak_free(%s pointer %#lx): report does not show the pointer; stderr: '%s'", kind,
                  (unsigned long)ptr, r.err);
@@ -613,9 +672,10 @@ static void check_warn(const char *kind) {
     run_child(kind, "warn", &r);
     uintptr_t ptr = child_pointer(&r);
     if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
-        fail_msg("hak_free(%s pointer %#lx) with HAKMEM_ON_ERROR=warn: child %s %d, expected exit 0; stderr: '%s'",
-                 kind, (unsigned long)ptr, WIFSIGNALED(r.status) ? "killed by signal" : "exited with",
-                 WIFSIGNALED(r.status) ? WTERMSIG(r.status) : WEXITSTATUS(r.status), r.err);
+        fail_msg(
+            "hak_free(%s pointer %#lx) with HAKMEM_ON_ERROR=warn: child %s %d, expected exit 0; stderr: '%s'",
+            kind, (unsigned long)ptr, WIFSIGNALED(r.status) ? "killed by signal" : "exited with",
+            WIFSIGNALED(r.status) ? WTERMSIG(r.status) : WEXITSTATUS(r.status), r.err);
     if (!mentions_pointer(r.err, ptr))
         fail_msg("hak_free(%s pointer %#lx) with warn: report does not show the pointer; stderr: '%s'", kind,
                  (unsigned long)ptr, r.err);
@@ -658,7 +718,8 @@ static void test_foreign_free_interior_warn(void **state) {
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 3 && strcmp(argv[1], "--child") == 0) return child_main(argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "--child") == 0)
+        return child_main(argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc_zero),
         cmocka_unit_test(test_overflow_enomem),

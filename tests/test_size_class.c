@@ -1,5 +1,6 @@
 /* Size classes (DESIGN.md section 3): multiples of 16, 16 B steps to 128 B, then four classes per doubling,
- * smallest class that holds the size, waste above 128 B under 25%, and hak_usable_size agrees with the table. */
+ * smallest class that holds the size, waste above 128 B under 25%, and hak_usable_size agrees with the table.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,7 +16,8 @@
 
 /* The class sizes the design prescribes, computed independently of the library's table. */
 static size_t expected_class_size(unsigned c) {
-    if (c < 8) return 16u * (c + 1u);
+    if (c < 8)
+        return 16u * (c + 1u);
     size_t base = (size_t)128 << ((c - 8u) / 4u);
     return base + (base / 4u) * ((c - 8u) % 4u + 1u);
 }
@@ -27,19 +29,22 @@ static void test_class_table(void **state) {
         size_t s = hak_class_size(c);
         assert_int_equal(s % 16, 0);
         assert_int_equal(s, expected_class_size(c));
-        if (c > 0) assert_true(hak_class_size(c - 1) < s);
+        if (c > 0)
+            assert_true(hak_class_size(c - 1) < s);
         /* a class size maps to its own class */
         assert_int_equal(hak_size_class(s), c);
     }
     assert_int_equal(hak_class_size(HAK_CLASS_COUNT - 1), HAK_SLAB_MAX_SIZE);
     assert_int_equal(hak_class_size(HAK_TINY_CLASS_COUNT - 1), HAK_TINY_MAX_SIZE);
     /* 16 B steps up to 128 */
-    for (unsigned c = 0; c < 8; c++) assert_int_equal(hak_class_size(c), 16u * (c + 1u));
+    for (unsigned c = 0; c < 8; c++)
+        assert_int_equal(hak_class_size(c), 16u * (c + 1u));
     /* then exactly four classes in every doubling (128, 256], (256, 512], ... */
     for (size_t lo = 128; lo < HAK_SLAB_MAX_SIZE; lo *= 2) {
         unsigned n = 0;
         for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
-            if (hak_class_size(c) > lo && hak_class_size(c) <= 2 * lo) n++;
+            if (hak_class_size(c) > lo && hak_class_size(c) <= 2 * lo)
+                n++;
         assert_int_equal(n, 4);
     }
 }
@@ -67,15 +72,16 @@ static void test_every_size(void **state) {
 static void test_known_sizes(void **state) {
     (void)state;
     static const size_t pairs[][2] = {
-        {0, 16},       {1, 16},       {15, 16},     {16, 16},     {17, 32},        {63, 64},
-        {64, 64},      {65, 80},      {127, 128},   {128, 128},   {129, 160},      {160, 160},
-        {161, 192},    {193, 224},    {225, 256},   {256, 256},   {257, 320},      {1000, 1024},
-        {1024, 1024},  {1025, 1280},  {1280, 1280}, {1281, 1536}, {4097, 5120},    {8192, 8192},
+        {0, 16},       {1, 16},        {15, 16},       {16, 16},         {17, 32},         {63, 64},
+        {64, 64},      {65, 80},       {127, 128},     {128, 128},       {129, 160},       {160, 160},
+        {161, 192},    {193, 224},     {225, 256},     {256, 256},       {257, 320},       {1000, 1024},
+        {1024, 1024},  {1025, 1280},   {1280, 1280},   {1281, 1536},     {4097, 5120},     {8192, 8192},
         {8193, 10240}, {65536, 65536}, {65537, 81920}, {200000, 229376}, {262144, 262144},
     };
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
         size_t got = hak_class_size(hak_size_class(pairs[i][0]));
-        if (got != pairs[i][1]) fail_msg("size %zu -> %zu, expected %zu", pairs[i][0], got, pairs[i][1]);
+        if (got != pairs[i][1])
+            fail_msg("size %zu -> %zu, expected %zu", pairs[i][0], got, pairs[i][1]);
     }
 }
 
@@ -91,7 +97,8 @@ static void test_waste_under_25_percent(void **state) {
             worst_size = s;
         }
     }
-    if (!(worst < 0.25)) fail_msg("worst waste %.2f%% at size %zu", worst * 100, worst_size);
+    if (!(worst < 0.25))
+        fail_msg("worst waste %.2f%% at size %zu", worst * 100, worst_size);
     /* and the bound is not vacuous: four classes per doubling does waste close to 25% at 2^k + 1 */
     assert_true(worst > 0.20);
 }
@@ -102,7 +109,8 @@ static void *alloc_of_class_size(size_t n) {
     assert_non_null(p);
     size_t u = hak_usable_size(p);
     size_t cs = hak_class_size(hak_size_class(n));
-    if (u != cs) fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu, class size %zu", n, u, cs);
+    if (u != cs)
+        fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu, class size %zu", n, u, cs);
     return p;
 }
 
@@ -123,7 +131,8 @@ static void test_usable_size_tiny_live(void **state) {
         size_t n = 1 + i * 7;
         ptr[i] = alloc_of_class_size(n);
     }
-    for (size_t i = 0; i < N; i++) hak_free(ptr[i]);
+    for (size_t i = 0; i < N; i++)
+        hak_free(ptr[i]);
 }
 
 /* Pool sizes (above 8 KiB up to HAK_SLAB_MAX_SIZE) map to their class size too. */
@@ -133,7 +142,8 @@ static void test_usable_size_pool(void **state) {
         size_t sizes[3] = {n, hak_class_size(hak_size_class(n)), hak_class_size(hak_size_class(n)) + 1};
         for (int k = 0; k < 3; k++) {
             size_t m = sizes[k];
-            if (m > HAK_SLAB_MAX_SIZE) continue;
+            if (m > HAK_SLAB_MAX_SIZE)
+                continue;
             hak_free(alloc_of_class_size(m));
         }
     }
@@ -141,12 +151,9 @@ static void test_usable_size_pool(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_class_table),
-        cmocka_unit_test(test_every_size),
-        cmocka_unit_test(test_known_sizes),
-        cmocka_unit_test(test_waste_under_25_percent),
-        cmocka_unit_test(test_usable_size_tiny),
-        cmocka_unit_test(test_usable_size_tiny_live),
+        cmocka_unit_test(test_class_table),      cmocka_unit_test(test_every_size),
+        cmocka_unit_test(test_known_sizes),      cmocka_unit_test(test_waste_under_25_percent),
+        cmocka_unit_test(test_usable_size_tiny), cmocka_unit_test(test_usable_size_tiny_live),
         cmocka_unit_test(test_usable_size_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,9 +30,12 @@
 static size_t mixed_size(uint64_t i) {
     uint64_t r = tu_mix(i);
     switch (r % 64) {
-    case 0: return 9000 + (size_t)(r >> 8) % 200000; /* pool */
-    case 1: return (r >> 8) % 8 == 0 ? (size_t)300000 + (size_t)(r >> 16) % 700000 : 1 + (size_t)(r >> 8) % 8192;
-    default: return 1 + (size_t)(r >> 8) % 1024;
+    case 0:
+        return 9000 + (size_t)(r >> 8) % 200000; /* pool */
+    case 1:
+        return (r >> 8) % 8 == 0 ? (size_t)300000 + (size_t)(r >> 16) % 700000 : 1 + (size_t)(r >> 8) % 8192;
+    default:
+        return 1 + (size_t)(r >> 8) % 1024;
     }
 }
 
@@ -44,9 +47,11 @@ typedef struct {
 
 static void *make_block(uint64_t id) {
     size_t n = mixed_size(id);
-    if (n < sizeof(hdr_t)) n = sizeof(hdr_t);
+    if (n < sizeof(hdr_t))
+        n = sizeof(hdr_t);
     unsigned char *p = hak_alloc(n);
-    if (!p) return NULL;
+    if (!p)
+        return NULL;
     hdr_t h = {n, id};
     memcpy(p, &h, sizeof h);
     tu_fill(p + sizeof h, n - sizeof h, id);
@@ -57,16 +62,21 @@ static void *make_block(uint64_t id) {
 static int check_block(const void *p, uint64_t id) {
     hdr_t h;
     memcpy(&h, p, sizeof h);
-    if (h.id != id) return 1;
+    if (h.id != id)
+        return 1;
     size_t n = mixed_size(id);
-    if (n < sizeof(hdr_t)) n = sizeof(hdr_t);
-    if (h.size != n) return 2;
-    if (hak_usable_size(p) < n) return 3;
-    if (tu_check((const unsigned char *)p + sizeof h, n - sizeof h, id) != (size_t)-1) return 4;
+    if (n < sizeof(hdr_t))
+        n = sizeof(hdr_t);
+    if (h.size != n)
+        return 2;
+    if (hak_usable_size(p) < n)
+        return 3;
+    if (tu_check((const unsigned char *)p + sizeof h, n - sizeof h, id) != (size_t)-1)
+        return 4;
     return 0;
 }
 
-/* ---- producer / consumer through a single-producer single-consumer ring --------------------------------- */
+/* ---- producer / consumer through a single-producer single-consumer ring -------------------------------- */
 #define RING 1024
 typedef struct {
     _Atomic size_t head, tail;
@@ -81,9 +91,11 @@ static void *producer(void *arg) {
     spsc_t *q = arg;
     for (size_t i = 0; i < q->count; i++) {
         void *p = make_block(q->base + i);
-        if (!p) atomic_fetch_add(&q->nulls, 1);
+        if (!p)
+            atomic_fetch_add(&q->nulls, 1);
         size_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
-        while (h - atomic_load_explicit(&q->tail, memory_order_acquire) >= RING) sched_yield();
+        while (h - atomic_load_explicit(&q->tail, memory_order_acquire) >= RING)
+            sched_yield();
         atomic_store_explicit(&q->slot[h % RING], p, memory_order_relaxed);
         atomic_store_explicit(&q->head, h + 1, memory_order_release);
     }
@@ -94,11 +106,13 @@ static void *consumer(void *arg) {
     spsc_t *q = arg;
     for (size_t i = 0; i < q->count; i++) {
         size_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-        while (atomic_load_explicit(&q->head, memory_order_acquire) == t) sched_yield();
+        while (atomic_load_explicit(&q->head, memory_order_acquire) == t)
+            sched_yield();
         void *p = atomic_load_explicit(&q->slot[t % RING], memory_order_relaxed);
         atomic_store_explicit(&q->tail, t + 1, memory_order_release);
         if (p) {
-            if (check_block(p, q->base + i)) atomic_fetch_add(&q->errors, 1);
+            if (check_block(p, q->base + i))
+                atomic_fetch_add(&q->errors, 1);
             hak_free(p);
         }
     }
@@ -117,14 +131,15 @@ static void test_producer_consumer(void **state) {
         assert_int_equal(pthread_create(&th[2 * k], NULL, producer, &q[k]), 0);
         assert_int_equal(pthread_create(&th[2 * k + 1], NULL, consumer, &q[k]), 0);
     }
-    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
     for (int k = 0; k < 2; k++) {
         assert_int_equal(atomic_load(&q[k].nulls), 0);
         assert_int_equal(atomic_load(&q[k].errors), 0);
     }
 }
 
-/* ---- a thread allocates, exits; another thread (or main) frees ------------------------------------------- */
+/* ---- a thread allocates, exits; another thread (or main) frees ----------------------------------------- */
 typedef struct {
     size_t count;
     uint64_t base;
@@ -136,7 +151,8 @@ static void *alloc_batch(void *arg) {
     batch_t *b = arg;
     for (size_t i = 0; i < b->count; i++) {
         b->blocks[i] = make_block(b->base + i);
-        if (!b->blocks[i]) b->errors++;
+        if (!b->blocks[i])
+            b->errors++;
     }
     return NULL;
 }
@@ -144,7 +160,8 @@ static void *alloc_batch(void *arg) {
 static void *free_batch(void *arg) {
     batch_t *b = arg;
     for (size_t i = 0; i < b->count; i++) {
-        if (b->blocks[i] && check_block(b->blocks[i], b->base + i)) b->errors++;
+        if (b->blocks[i] && check_block(b->blocks[i], b->base + i))
+            b->errors++;
         hak_free(b->blocks[i]);
         b->blocks[i] = NULL;
     }
@@ -197,7 +214,8 @@ static void test_stats_after_cross_thread_free(void **state) {
     hak_stats_t st0, st1, st2;
     memset(&st0, 0, sizeof st0);
     st0.size = sizeof st0;
-    if (hak_heap_stats(hak_heap_default(), &st0) != 0 || st0.size == 0) skip();
+    if (hak_heap_stats(hak_heap_default(), &st0) != 0 || st0.size == 0)
+        skip();
     batch_t b = {.count = 20000, .base = 9000000};
     b.blocks = calloc(b.count, sizeof(void *));
     assert_non_null(b.blocks);
@@ -221,7 +239,7 @@ static void test_stats_after_cross_thread_free(void **state) {
     free(b.blocks);
 }
 
-/* ---- thread churn: memory of exited threads is reused ---------------------------------------------------- */
+/* ---- thread churn: memory of exited threads is reused -------------------------------------------------- */
 typedef struct {
     void **left; /* blocks left live at exit, freed by main */
     size_t nleft;
@@ -249,12 +267,14 @@ static void *churn_thread(void *arg) {
     }
     c->nleft = 0;
     for (size_t i = 0; i < CHURN_BLOCKS; i++) {
-        if (!blk[i]) continue;
+        if (!blk[i])
+            continue;
         if (i % 8 == 0) {
             c->left[c->nleft++] = blk[i]; /* survives the thread */
         } else {
             size_t n = 16 + (size_t)(tu_mix(c->seed + i) % 15) * 16;
-            if (!tu_all_equal(blk[i], n, (unsigned char)(i & 0xff))) c->errors++;
+            if (!tu_all_equal(blk[i], n, (unsigned char)(i & 0xff)))
+                c->errors++;
             hak_free(blk[i]);
         }
     }
@@ -292,11 +312,14 @@ static void test_thread_churn_memory_bounded(void **state) {
             uintptr_t ch = (uintptr_t)c.left[i] & ~(TU_CHUNK - 1);
             size_t k;
             for (k = 0; k < nchunks; k++)
-                if (chunks[k] == ch) break;
-            if (k == nchunks && nchunks < 4096) chunks[nchunks++] = ch;
+                if (chunks[k] == ch)
+                    break;
+            if (k == nchunks && nchunks < 4096)
+                chunks[nchunks++] = ch;
             hak_free(c.left[i]);
         }
-        if (cycle == warm) base_mem = memory_measure(&from_stats);
+        if (cycle == warm)
+            base_mem = memory_measure(&from_stats);
     }
     int fs2;
     size_t end_mem = memory_measure(&fs2);
@@ -306,11 +329,12 @@ static void test_thread_churn_memory_bounded(void **state) {
     if (end_mem > base_mem + 24 * TU_MIB)
         fail_msg("memory grew from %zu KiB to %zu KiB over %d thread cycles", base_mem >> 10, end_mem >> 10,
                  cycles - warm);
-    if (nchunks > 48) fail_msg("threads used %zu distinct 2 MiB chunks for 1 MiB each", nchunks);
+    if (nchunks > 48)
+        fail_msg("threads used %zu distinct 2 MiB chunks for 1 MiB each", nchunks);
     free(c.left);
 }
 
-/* ---- several threads swapping blocks through shared atomic slots ----------------------------------------- */
+/* ---- several threads swapping blocks through shared atomic slots --------------------------------------- */
 #define XSLOTS 256
 static void *_Atomic xslot[XSLOTS];
 static atomic_int xerrors;
@@ -331,7 +355,8 @@ static void *exchange_thread(void *arg) {
         if (old) {
             hdr_t h;
             memcpy(&h, old, sizeof h);
-            if (check_block(old, h.id)) atomic_fetch_add(&xerrors, 1);
+            if (check_block(old, h.id))
+                atomic_fetch_add(&xerrors, 1);
             hak_free(old);
         }
     }
@@ -344,8 +369,10 @@ static void test_exchange_between_threads(void **state) {
     pthread_t th[T];
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < T; i++)
-            assert_int_equal(pthread_create(&th[i], NULL, exchange_thread, (void *)(uintptr_t)(round * T + i + 1)), 0);
-        for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
+            assert_int_equal(
+                pthread_create(&th[i], NULL, exchange_thread, (void *)(uintptr_t)(round * T + i + 1)), 0);
+        for (int i = 0; i < T; i++)
+            pthread_join(th[i], NULL);
         assert_int_equal(atomic_load(&xerrors), 0);
     }
     for (int i = 0; i < XSLOTS; i++) {

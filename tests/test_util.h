@@ -51,7 +51,8 @@ static inline void tu_fill(void *p, size_t n, uint64_t tag) {
         uint64_t v = tu_mix(tag + (i >> 3));
         memcpy(b + i, &v, 8);
     }
-    for (; i < n; i++) b[i] = tu_pat(tag, i);
+    for (; i < n; i++)
+        b[i] = tu_pat(tag, i);
 }
 
 /* Returns the first offset whose byte differs from the pattern, or (size_t)-1 if all n bytes match. */
@@ -61,17 +62,20 @@ static inline size_t tu_check(const void *p, size_t n, uint64_t tag) {
     for (; i + 8 <= n; i += 8) {
         uint64_t v = tu_mix(tag + (i >> 3)), w;
         memcpy(&w, b + i, 8);
-        if (v != w) break;
+        if (v != w)
+            break;
     }
     for (; i < n; i++)
-        if (b[i] != tu_pat(tag, i)) return i;
+        if (b[i] != tu_pat(tag, i))
+            return i;
     return (size_t)-1;
 }
 
 static inline int tu_all_equal(const void *p, size_t n, unsigned char c) {
     const unsigned char *b = (const unsigned char *)p;
     for (size_t i = 0; i < n; i++)
-        if (b[i] != c) return 0;
+        if (b[i] != c)
+            return 0;
     return 1;
 }
 
@@ -79,8 +83,10 @@ static inline int tu_all_equal(const void *p, size_t n, unsigned char c) {
 static inline size_t tu_rss_bytes(void) {
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long size = 0, res = 0;
-    if (!f) return 0;
-    if (fscanf(f, "%lu %lu", &size, &res) != 2) res = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &res) != 2)
+        res = 0;
     fclose(f);
     return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
 }

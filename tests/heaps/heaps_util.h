@@ -42,8 +42,11 @@ static inline size_t hs_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a 
 
 /* Sizes covering every tier: tiny (16 B .. 8 KiB), pool (8 KiB .. 256 KiB), large (> 256 KiB). */
 static const size_t hs_tier_sizes[] = {
-    1,     16,    24,    48,    100,   128,   129,    500,    1000,   1024,   2000,   4096,           8000,
-    8192,  8193,  9000,  16384, 40000, 65536, 100000, 200000, 262144, 262145, 300000, (size_t)1 << 20,
+    1,       16,     24,     48,     100,
+    128,     129,    500,    1000,   1024,
+    2000,    4096,   8000,   8192,   8193,
+    9000,    16384,  40000,  65536,  100000,
+    200000,  262144, 262145, 300000, (size_t)1 << 20,
     3 << 20,
 };
 #define HS_TIER_SIZES (sizeof hs_tier_sizes / sizeof hs_tier_sizes[0])
@@ -51,9 +54,15 @@ static const size_t hs_tier_sizes[] = {
 /* A size from a mixed distribution: mostly tiny, some pool, a few large (1 in 128). */
 static inline size_t hs_mixed_size(uint64_t r) {
     switch (r % 128) {
-    case 0: return 262145 + (size_t)(r >> 8) % (768 * 1024);
-    case 1: case 2: case 3: case 4: return 8193 + (size_t)(r >> 8) % (HS_SLAB_MAX - 8192);
-    default: return 1 + (size_t)(r >> 8) % ((r >> 40) % 4 == 0 ? 8192 : 512);
+    case 0:
+        return 262145 + (size_t)(r >> 8) % (768 * 1024);
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+        return 8193 + (size_t)(r >> 8) % (HS_SLAB_MAX - 8192);
+    default:
+        return 1 + (size_t)(r >> 8) % ((r >> 40) % 4 == 0 ? 8192 : 512);
     }
 }
 
@@ -82,11 +91,15 @@ static inline void hs_stamp(void *p, size_t n, uint64_t id) {
 static inline int hs_verify(const void *p, uint64_t id) {
     hs_hdr_t h;
     memcpy(&h, p, sizeof h);
-    if (h.id != id) return 1;
-    if (hak_usable_size(p) < h.size) return 2;
+    if (h.id != id)
+        return 1;
+    if (hak_usable_size(p) < h.size)
+        return 2;
     if (h.size > 16384) {
-        if (tu_check((const char *)p + sizeof h, 4096, id) != (size_t)-1) return 3;
-        if (tu_check((const char *)p + h.size - 4096, 4096, id ^ 0x5555) != (size_t)-1) return 4;
+        if (tu_check((const char *)p + sizeof h, 4096, id) != (size_t)-1)
+            return 3;
+        if (tu_check((const char *)p + h.size - 4096, 4096, id ^ 0x5555) != (size_t)-1)
+            return 4;
     } else if (tu_check((const char *)p + sizeof h, h.size - sizeof h, id) != (size_t)-1) {
         return 5;
     }
@@ -95,19 +108,22 @@ static inline int hs_verify(const void *p, uint64_t id) {
 
 static inline void *hs_make(hak_heap_t *heap, size_t n, uint64_t id) {
     void *p = hak_heap_alloc(heap, hs_block_size(n));
-    if (p != NULL) hs_stamp(p, n, id);
+    if (p != NULL)
+        hs_stamp(p, n, id);
     return p;
 }
 
-/* ---- /proc probes ---- */
+/* ---- /proc probes -------------------------------------------------------------------------------------- */
 
 static inline long hs_maps_count(void) {
     FILE *f = fopen("/proc/self/maps", "r");
-    if (f == NULL) return -1;
+    if (f == NULL)
+        return -1;
     long lines = 0;
     int c;
     while ((c = fgetc(f)) != EOF)
-        if (c == '\n') lines++;
+        if (c == '\n')
+            lines++;
     fclose(f);
     return lines;
 }
@@ -115,7 +131,8 @@ static inline long hs_maps_count(void) {
 /* A field of /proc/self/status in KiB ("VmSize", "VmRSS"), -1 if missing. */
 static inline long hs_status_kib(const char *field) {
     FILE *f = fopen("/proc/self/status", "r");
-    if (f == NULL) return -1;
+    if (f == NULL)
+        return -1;
     char line[256];
     long v = -1;
     size_t n = strlen(field);
@@ -128,7 +145,7 @@ static inline long hs_status_kib(const char *field) {
     return v;
 }
 
-/* ---- statistics ---- */
+/* ---- statistics ---------------------------------------------------------------------------------------- */
 
 static inline void hs_stats(hak_heap_t *heap, hak_stats_t *st) {
     memset(st, 0, sizeof *st);
@@ -143,11 +160,13 @@ static inline void hs_stats(hak_heap_t *heap, hak_stats_t *st) {
 /* Index in st->classes of the entry with this block size, -1 if none. */
 static inline int hs_class_index(const hak_stats_t *st, uint64_t block_size) {
     for (uint32_t c = 0; c < st->class_count && c < HAK_STATS_CLASSES_MAX; c++)
-        if (st->classes[c].block_size == block_size) return (int)c;
+        if (st->classes[c].block_size == block_size)
+            return (int)c;
     return -1;
 }
 
-/* ---- a reusable barrier (pthread_barrier_t is optional in some libcs; this one also works under TSan) ---- */
+/* ---- a reusable barrier (pthread_barrier_t is optional in some libcs; this one also works under TSan) ----
+ */
 typedef struct {
     pthread_mutex_t m;
     pthread_cond_t c;
@@ -171,7 +190,8 @@ static inline void hs_barrier_wait(hs_barrier_t *b) {
         b->phase++;
         pthread_cond_broadcast(&b->c);
     } else {
-        while (phase == b->phase) pthread_cond_wait(&b->c, &b->m);
+        while (phase == b->phase)
+            pthread_cond_wait(&b->c, &b->m);
     }
     pthread_mutex_unlock(&b->m);
 }

@@ -20,12 +20,12 @@ static double now_s(void) {
 
 /* ---- 3a. destroy with live blocks of idle and exited threads ------------------------------------------- */
 typedef struct {
-    hak_heap_t *heap;      /* the heap to fill */
-    hak_heap_t *after;     /* the heap to use after the destroy (set by main before the go) */
+    hak_heap_t *heap;  /* the heap to fill */
+    hak_heap_t *after; /* the heap to use after the destroy (set by main before the go) */
     sem_t filled, go, done;
     int index;
-    int stay_alive;        /* 1: wait idle for the destroy, then keep working; 0: exit right after filling */
-    size_t bytes;          /* how much was allocated */
+    int stay_alive; /* 1: wait idle for the destroy, then keep working; 0: exit right after filling */
+    size_t bytes;   /* how much was allocated */
     int errors;
 } dt_arg_t;
 
@@ -37,26 +37,32 @@ static size_t fill_heap(hak_heap_t *h, int seed, void **keep, size_t keep_cap, s
     while (total < 2 * TU_MIB) {
         size_t s = 16 + (size_t)(tu_next(&rng) % 8176);
         void *p = hak_heap_alloc(h, s);
-        if (p == NULL) return 0;
+        if (p == NULL)
+            return 0;
         memset(p, seed, s);
         total += s;
-        if (n < keep_cap) keep[n++] = p;
+        if (n < keep_cap)
+            keep[n++] = p;
     }
     while (total < 4 * TU_MIB) {
         size_t s = 8193 + (size_t)(tu_next(&rng) % (HS_SLAB_MAX - 8192));
         void *p = hak_heap_alloc(h, s);
-        if (p == NULL) return 0;
+        if (p == NULL)
+            return 0;
         memset(p, seed, s);
         total += s;
-        if (n < keep_cap) keep[n++] = p;
+        if (n < keep_cap)
+            keep[n++] = p;
     }
     for (int i = 0; i < 2; i++) {
         size_t s = 3 * TU_MIB / 2;
         void *p = hak_heap_alloc(h, s);
-        if (p == NULL) return 0;
+        if (p == NULL)
+            return 0;
         memset(p, seed, s);
         total += s;
-        if (n < keep_cap) keep[n++] = p;
+        if (n < keep_cap)
+            keep[n++] = p;
     }
     *nkeep = n;
     return total;
@@ -68,10 +74,12 @@ static int use_heap_after(hak_heap_t *h, int seed) {
     for (int i = 0; i < 64; i++) {
         size_t s = hs_tier_sizes[i % HS_TIER_SIZES];
         p[i] = hs_make(h, s, (uint64_t)seed * 1000 + (uint64_t)i);
-        if (p[i] == NULL || hak_heap_of(p[i]) != h) errors++;
+        if (p[i] == NULL || hak_heap_of(p[i]) != h)
+            errors++;
     }
     for (int i = 0; i < 64; i++) {
-        if (p[i] && hs_verify(p[i], (uint64_t)seed * 1000 + (uint64_t)i) != 0) errors++;
+        if (p[i] && hs_verify(p[i], (uint64_t)seed * 1000 + (uint64_t)i) != 0)
+            errors++;
         hak_free(p[i]);
     }
     return errors;
@@ -82,17 +90,21 @@ static void *dt_thread(void *arg) {
     void **keep = calloc(1 << 14, sizeof *keep);
     size_t nkeep = 0;
     a->bytes = keep ? fill_heap(a->heap, 10 + a->index, keep, 1 << 14, &nkeep) : 0;
-    if (a->bytes == 0) a->errors++;
+    if (a->bytes == 0)
+        a->errors++;
     /* free a few of our own blocks: the destroy must cope with partly used spans too */
-    for (size_t i = 0; i < nkeep; i += 7) hak_free(keep[i]);
+    for (size_t i = 0; i < nkeep; i += 7)
+        hak_free(keep[i]);
     free(keep);
     sem_post(&a->filled);
-    if (!a->stay_alive) return NULL;
+    if (!a->stay_alive)
+        return NULL;
     sem_wait(&a->go); /* idle while main destroys the heap */
     a->errors += use_heap_after(hak_heap_default(), a->index);
     for (int i = 0; i < 100; i++) { /* the plain API too */
         void *p = hak_alloc(hs_tier_sizes[i % HS_TIER_SIZES]);
-        if (p == NULL || hak_heap_of(p) != hak_heap_default()) a->errors++;
+        if (p == NULL || hak_heap_of(p) != hak_heap_default())
+            a->errors++;
         hak_free(p);
     }
     a->errors += use_heap_after(a->after, a->index + 200);
@@ -130,8 +142,10 @@ static void test_destroy_with_live_blocks(void **state) {
         sem_init(&a[i].done, 0, 0);
         assert_int_equal(pthread_create(&th[i], NULL, dt_thread, &a[i]), 0);
     }
-    for (int i = 0; i < T; i++) sem_wait(&a[i].filled);
-    for (int i = 2; i < T; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < T; i++)
+        sem_wait(&a[i].filled);
+    for (int i = 2; i < T; i++)
+        pthread_join(th[i], NULL);
     static void *mine[1 << 14];
     size_t nmine = 0;
     size_t main_bytes = fill_heap(h, 1, mine, 1 << 14, &nmine);
@@ -158,7 +172,8 @@ static void test_destroy_with_live_blocks(void **state) {
     assert_int_equal(after.live_bytes, base.live_bytes);
     assert_int_equal(after.large_blocks, base.large_blocks);
     /* memory still held but no longer in use by any heap is all cached */
-    assert_true(after.committed_bytes - after.cached_bytes <= base.committed_bytes - base.cached_bytes + TU_MIB);
+    assert_true(after.committed_bytes - after.cached_bytes <=
+                base.committed_bytes - base.cached_bytes + TU_MIB);
 
     hak_collect(1);
     hs_stats(NULL, &collected);
@@ -166,14 +181,15 @@ static void test_destroy_with_live_blocks(void **state) {
     print_message("destroy: allocated %zu KiB; committed %llu -> %llu -> %llu KiB (after collect); "
                   "reserved %llu -> %llu -> %llu KiB; RSS %zu -> %zu -> %zu KiB\n",
                   total >> 10, (unsigned long long)base.committed_bytes >> 10,
-                  (unsigned long long)mid.committed_bytes >> 10, (unsigned long long)collected.committed_bytes >> 10,
+                  (unsigned long long)mid.committed_bytes >> 10,
+                  (unsigned long long)collected.committed_bytes >> 10,
                   (unsigned long long)base.reserved_bytes >> 10, (unsigned long long)mid.reserved_bytes >> 10,
                   (unsigned long long)collected.reserved_bytes >> 10, rss0 >> 10, rss1 >> 10, rss2 >> 10);
     assert_true(collected.committed_bytes <= base.committed_bytes + TU_MIB);
     assert_true(collected.reserved_bytes <= mid.reserved_bytes);
     assert_int_equal(collected.cached_bytes <= collected.committed_bytes, 1);
     if (rss0 && rss1 && rss2 && !HS_SANITIZED) {
-        assert_true(rss1 > rss0 + total / 2);          /* the blocks were resident */
+        assert_true(rss1 > rss0 + total / 2);              /* the blocks were resident */
         assert_true(rss1 - rss2 >= (rss1 - rss0) * 3 / 4); /* and most of it went back */
     }
 
@@ -202,7 +218,7 @@ static void test_destroy_with_live_blocks(void **state) {
     }
 }
 
-/* ---- 3b. create/destroy cycles keep the process flat ---------------------------------------------------- */
+/* ---- 3b. create/destroy cycles keep the process flat --------------------------------------------------- */
 static const size_t cycle_sizes[] = {16, 200, 3000, 8192, 20000, 150000, 500000};
 #define NCYCLE (sizeof cycle_sizes / sizeof cycle_sizes[0])
 
@@ -219,7 +235,8 @@ static int cycle_blocks(hak_heap_t *h, int salt) {
         }
         memset(p[i], salt, s < 8192 ? s : 8192);
     }
-    for (size_t i = 0; i < NCYCLE * 2; i += 2) hak_free(p[i]);
+    for (size_t i = 0; i < NCYCLE * 2; i += 2)
+        hak_free(p[i]);
     return errors; /* the odd blocks stay live for the destroy */
 }
 
@@ -233,9 +250,9 @@ static probe_t probe(void) {
 }
 
 static void check_flat(const char *what, probe_t before, probe_t after, size_t cycles, double secs) {
-    print_message("%s: %zu cycles in %.2f s; maps %ld -> %ld, VmSize %ld -> %ld KiB, VmRSS %ld -> %ld KiB\n", what,
-                  cycles, secs, before.maps, after.maps, before.vmsize_kib, after.vmsize_kib, before.rss_kib,
-                  after.rss_kib);
+    print_message("%s: %zu cycles in %.2f s; maps %ld -> %ld, VmSize %ld -> %ld KiB, VmRSS %ld -> %ld KiB\n",
+                  what, cycles, secs, before.maps, after.maps, before.vmsize_kib, after.vmsize_kib,
+                  before.rss_kib, after.rss_kib);
     assert_true(before.maps > 0);
     assert_true(after.maps <= before.maps + 8);
     /* 10,000 cycles: growing by even one page per cycle would show as 40 MiB */
@@ -288,7 +305,8 @@ static void *toucher(void *arg) {
     toucher_t *t = arg;
     for (int i = 0;; i++) {
         sem_wait(&t->go);
-        if (t->quit) break;
+        if (t->quit)
+            break;
         t->errors += cycle_blocks(t->heap, i);
         hak_free(t->from_main); /* a remote free into main's SuperSlab of this heap */
         sem_post(&t->done);
@@ -322,7 +340,8 @@ static void test_create_destroy_cycles_two_threads(void **state) {
         errors += cycle_blocks(h, (int)i);
         t.heap = h;
         t.from_main = hak_heap_alloc(h, 64 + i % 3000);
-        if (t.from_main == NULL) errors++;
+        if (t.from_main == NULL)
+            errors++;
         sem_post(&t.go);
         sem_wait(&t.done);
         hak_heap_destroy(h); /* the other thread is idle now */
@@ -370,7 +389,8 @@ static void test_create_destroy_cycles_exited_thread(void **state) {
         assert_int_equal(pthread_create(&th, NULL, touch_once, &o), 0);
         pthread_join(th, NULL);
         errors += o.errors;
-        if (i % 2) errors += cycle_blocks(h, (int)i); /* main adopts or adds its own */
+        if (i % 2)
+            errors += cycle_blocks(h, (int)i); /* main adopts or adds its own */
         hak_heap_destroy(h);
     }
     probe_t after = probe();

@@ -1,5 +1,6 @@
-/* Private heaps, single thread: blocks of two heaps never share a slab (or a SuperSlab), hak_heap_of names the
- * right heap, per-heap statistics match what each heap holds, and the edge cases of the heap functions. */
+/* Private heaps, single thread: blocks of two heaps never share a slab (or a SuperSlab), hak_heap_of names
+ * the right heap, per-heap statistics match what each heap holds, and the edge cases of the heap functions.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -67,7 +68,8 @@ static void check_heap_stats(hak_heap_t *h, const char *name, const expect_t *e)
     assert_true(st.reserved_bytes >= st.committed_bytes);
     assert_true(st.committed_bytes >= st.live_bytes);
     uint64_t class_total = 0;
-    for (uint32_t c = 0; c < st.class_count; c++) class_total += st.classes[c].live_blocks;
+    for (uint32_t c = 0; c < st.class_count; c++)
+        class_total += st.classes[c].live_blocks;
     assert_int_equal(class_total, e->blocks - e->large_blocks);
     for (unsigned i = 0; i < e->nsizes; i++) {
         int c = hs_class_index(&st, e->per_size[i]);
@@ -131,7 +133,8 @@ static void test_isolation_all_tiers(void **state) {
             for (uintptr_t k = first & ~(HS_SLAB - 1); k <= (last & ~(HS_SLAB - 1)); k += HS_SLAB) {
                 slabs[ns].key = k;
                 slabs[ns++].heap = r[i].heap;
-                if (ns == 2 * n) break;
+                if (ns == 2 * n)
+                    break;
             }
         }
         chunks[nc].key = first & ~(TU_CHUNK - 1);
@@ -165,9 +168,11 @@ static void test_isolation_all_tiers(void **state) {
     check_heap_stats(A, "heap-A", &ea);
     check_heap_stats(B, "heap-B", &eb);
     for (size_t i = 0; i < n; i++)
-        if (r[i].p) assert_ptr_equal(hak_heap_of(r[i].p), r[i].heap ? B : A);
+        if (r[i].p)
+            assert_ptr_equal(hak_heap_of(r[i].p), r[i].heap ? B : A);
 
-    for (size_t i = 0; i < n; i++) hak_free(r[i].p);
+    for (size_t i = 0; i < n; i++)
+        hak_free(r[i].p);
     memset(&ea, 0, sizeof ea);
     check_heap_stats(A, "heap-A", &ea);
     check_heap_stats(B, "heap-B", &ea);
@@ -389,17 +394,16 @@ static void test_create_after_destroy_fresh(void **state) {
         assert_int_equal(st.live_blocks, 6);
         assert_int_equal(st.large_blocks, 1);
         if (round % 2) /* half the rounds free their blocks first, the others destroy with them live */
-            for (int i = 0; i < 6; i++) hak_free(live[i]);
+            for (int i = 0; i < 6; i++)
+                hak_free(live[i]);
         hak_heap_destroy(h);
     }
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_isolation_all_tiers),
-        cmocka_unit_test(test_isolation_after_frees),
-        cmocka_unit_test(test_heap_of_edge_cases),
-        cmocka_unit_test(test_create_defaults_and_names),
+        cmocka_unit_test(test_isolation_all_tiers),        cmocka_unit_test(test_isolation_after_frees),
+        cmocka_unit_test(test_heap_of_edge_cases),         cmocka_unit_test(test_create_defaults_and_names),
         cmocka_unit_test(test_create_after_destroy_fresh),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,6 @@
-/* Heap quotas (limit_bytes): the charged memory (64 KiB per slab of each span, the whole mapping of each large
- * block) never exceeds the limit, the limit is reachable, failures are NULL + ENOMEM, other heaps are not
- * affected, and freeing makes room again. */
+/* Heap quotas (limit_bytes): the charged memory (64 KiB per slab of each span, the whole mapping of each
+ * large block) never exceeds the limit, the limit is reachable, failures are NULL + ENOMEM, other heaps are
+ * not affected, and freeing makes room again. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -19,7 +19,8 @@ static uint64_t charged_bytes(hak_heap_t *h, hak_stats_t *out) {
     for (uint32_t c = 0; c < st.class_count && c < HAK_CLASS_COUNT; c++)
         sum += st.classes[c].slabs * hak_span_slabs_for(c) * HS_SLAB;
     sum += st.large_bytes + st.large_blocks * HS_LARGE_HDR;
-    if (out) *out = st;
+    if (out)
+        *out = st;
     return sum;
 }
 
@@ -31,7 +32,8 @@ static size_t fill(hak_heap_t *h, size_t n, size_t cap, void ***out) {
     errno = 0;
     for (; k < cap; k++) {
         v[k] = hak_heap_alloc(h, n);
-        if (v[k] == NULL) break;
+        if (v[k] == NULL)
+            break;
         memset(v[k], (int)k, n < 64 ? n : 64);
     }
     *out = v;
@@ -39,7 +41,8 @@ static size_t fill(hak_heap_t *h, size_t n, size_t cap, void ***out) {
 }
 
 static void free_all(void **v, size_t k) {
-    for (size_t i = 0; i < k; i++) hak_free(v[i]);
+    for (size_t i = 0; i < k; i++)
+        hak_free(v[i]);
     free(v);
 }
 
@@ -59,10 +62,10 @@ static void quota_small_and_pool(size_t L) {
     assert_true(k < cap);
     assert_int_equal(errno, ENOMEM);
     uint64_t ch = charged_bytes(q, &st);
-    print_message("limit %zu KiB: %zu blocks of 64 B (%zu KiB), charged %llu KiB\n", L >> 10, k, (k * 64) >> 10,
-                  (unsigned long long)ch >> 10);
+    print_message("limit %zu KiB: %zu blocks of 64 B (%zu KiB), charged %llu KiB\n", L >> 10, k,
+                  (k * 64) >> 10, (unsigned long long)ch >> 10);
     assert_true(ch <= L);
-    assert_true(ch + HS_SLAB > L);           /* the limit is reached: not one more slab would fit */
+    assert_true(ch + HS_SLAB > L); /* the limit is reached: not one more slab would fit */
     assert_true(k * 64 <= L);
     assert_true(k * 64 >= L - 2 * HS_SLAB); /* SuperSlab headers cost a little */
     assert_int_equal(st.live_blocks, k);
@@ -261,9 +264,10 @@ static void test_quota_room_after_free_and_collect(void **state) {
     hak_free(p);
     hak_heap_destroy(q);
     if (p == NULL)
-        fail_msg("after freeing all %zu blocks and hak_collect(1), the heap is still charged %llu bytes; a large "
-                 "block of L - 64 bytes fails (errno %d)",
-                 k, (unsigned long long)ch, err);
+        fail_msg(
+            "after freeing all %zu blocks and hak_collect(1), the heap is still charged %llu bytes; a large "
+            "block of L - 64 bytes fails (errno %d)",
+            k, (unsigned long long)ch, err);
 }
 
 /* Threads fill the heap to its limit together, then exit with their blocks live; main frees every block
@@ -278,11 +282,13 @@ typedef struct {
 static void *qt_fill(void *arg) {
     qt_arg_t *a = arg;
     a->v = calloc(a->cap, sizeof *a->v);
-    if (a->v == NULL) return NULL;
+    if (a->v == NULL)
+        return NULL;
     errno = 0;
     for (a->k = 0; a->k < a->cap; a->k++) {
         a->v[a->k] = hak_heap_alloc(a->h, 64);
-        if (a->v[a->k] == NULL) break;
+        if (a->v[a->k] == NULL)
+            break;
     }
     a->err = errno;
     return NULL;
@@ -299,7 +305,8 @@ static void test_quota_threads_exit_then_free(void **state) {
         a[i] = (qt_arg_t){q, NULL, 0, L / 64 + 2, 0};
         assert_int_equal(pthread_create(&t[i], NULL, qt_fill, &a[i]), 0);
     }
-    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
     size_t total = 0;
     for (int i = 0; i < 2; i++) {
         assert_non_null(a[i].v);
@@ -309,7 +316,8 @@ static void test_quota_threads_exit_then_free(void **state) {
     assert_true(total * 64 <= L);
     assert_true(total * 64 >= L - 4 * HS_SLAB);
     /* main frees every block of the exited threads: no statistics call, no hak_collect in between */
-    for (int i = 0; i < 2; i++) free_all(a[i].v, a[i].k);
+    for (int i = 0; i < 2; i++)
+        free_all(a[i].v, a[i].k);
     void **v;
     size_t k = fill(q, 64, L / 64 + 2, &v);
     int err = errno;
@@ -317,7 +325,8 @@ static void test_quota_threads_exit_then_free(void **state) {
     free_all(v, k);
     hak_heap_destroy(q);
     if (k + 4 * HS_SLAB / 64 < total)
-        fail_msg("after the exited threads' %zu blocks were all freed, only %zu blocks of 64 B fit again (errno %d)",
+        fail_msg("after the exited threads' %zu blocks were all freed, only %zu blocks of 64 B fit again "
+                 "(errno %d)",
                  total, k, err);
     assert_true(ch <= L);
 }

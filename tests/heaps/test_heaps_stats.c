@@ -17,8 +17,8 @@ typedef struct {
 
 /* A known set: several sizes per tier, including two requests that share a class. */
 static const spec_t known[] = {
-    {16, 100}, {17, 33},   {32, 7},     {100, 50},    {112, 5},     {1000, 20},   {5000, 9},
-    {8192, 4}, {9000, 6},  {70000, 3},  {262144, 2},  {262145, 1},  {1 << 20, 2}, {5 << 20, 1},
+    {16, 100}, {17, 33},  {32, 7},    {100, 50},   {112, 5},    {1000, 20},   {5000, 9},
+    {8192, 4}, {9000, 6}, {70000, 3}, {262144, 2}, {262145, 1}, {1 << 20, 2}, {5 << 20, 1},
 };
 #define NKNOWN (sizeof known / sizeof known[0])
 
@@ -78,20 +78,23 @@ static void test_stats_known_set(void **state) {
     uint64_t want[HAK_STATS_CLASSES_MAX] = {0};
     for (size_t i = 0; i < nb; i++) {
         size_t u = hak_usable_size(blocks[i]);
-        if (u > HS_SLAB_MAX) continue;
+        if (u > HS_SLAB_MAX)
+            continue;
         int c = hs_class_index(&st, u);
         assert_true(c >= 0);
         want[c]++;
     }
-    assert_int_equal(want[0], 100 + 0);  /* 16 */
-    assert_int_equal(want[1], 33 + 7);   /* 17 and 32 share the 32-byte class */
+    assert_int_equal(want[0], 100 + 0); /* 16 */
+    assert_int_equal(want[1], 33 + 7);  /* 17 and 32 share the 32-byte class */
     for (uint32_t c = 0; c < st.class_count; c++) {
         if (st.classes[c].live_blocks != want[c])
             fail_msg("class %u (%llu B): live_blocks %llu, expected %llu", c,
-                     (unsigned long long)st.classes[c].block_size, (unsigned long long)st.classes[c].live_blocks,
-                     (unsigned long long)want[c]);
-        if (want[c]) assert_true(st.classes[c].slabs >= 1);
-        if (!want[c]) assert_int_equal(st.classes[c].slabs, 0);
+                     (unsigned long long)st.classes[c].block_size,
+                     (unsigned long long)st.classes[c].live_blocks, (unsigned long long)want[c]);
+        if (want[c])
+            assert_true(st.classes[c].slabs >= 1);
+        if (!want[c])
+            assert_int_equal(st.classes[c].slabs, 0);
     }
 
     /* process totals are the sum of the heaps (only the default heap and h exist in this program) */
@@ -104,7 +107,8 @@ static void test_stats_known_set(void **state) {
     assert_true(proc1.reserved_bytes >= def.reserved_bytes + st.reserved_bytes);
     assert_true(proc1.committed_bytes >= def.committed_bytes + st.committed_bytes);
     for (uint32_t c = 0; c < st.class_count; c++)
-        assert_int_equal(proc1.classes[c].live_blocks, def.classes[c].live_blocks + st.classes[c].live_blocks);
+        assert_int_equal(proc1.classes[c].live_blocks,
+                         def.classes[c].live_blocks + st.classes[c].live_blocks);
 
     /* free half: counts follow; the peak stays */
     uint64_t peak = st.peak_live_bytes;
@@ -122,20 +126,22 @@ static void test_stats_known_set(void **state) {
     assert_int_equal(st.live_blocks, left);
     assert_int_equal(st.live_bytes, left_bytes);
     assert_true(st.peak_live_bytes >= peak);
-    for (size_t i = 0; i < nb; i++) hak_free(blocks[i]);
+    for (size_t i = 0; i < nb; i++)
+        hak_free(blocks[i]);
     hs_stats(h, &st);
     assert_int_equal(st.live_blocks, 0);
     assert_int_equal(st.live_bytes, 0);
     assert_int_equal(st.large_blocks, 0);
     assert_int_equal(st.large_bytes, 0);
     assert_true(st.peak_live_bytes >= peak);
-    for (uint32_t c = 0; c < st.class_count; c++) assert_int_equal(st.classes[c].live_blocks, 0);
+    for (uint32_t c = 0; c < st.class_count; c++)
+        assert_int_equal(st.classes[c].live_blocks, 0);
     hak_heap_destroy(h);
     hs_stats(NULL, &proc1);
     assert_int_equal(proc1.heap_count, proc0.heap_count);
 }
 
-/* ---- cross-thread frees ---------------------------------------------------------------------------------- */
+/* ---- cross-thread frees -------------------------------------------------------------------------------- */
 typedef struct {
     hak_heap_t *h;
     void **v;
@@ -146,7 +152,8 @@ typedef struct {
 
 static void *xt_alloc_idle(void *arg) {
     xa_t *a = arg;
-    for (size_t i = 0; i < a->n; i++) a->v[i] = hak_heap_alloc(a->h, i % 5 == 4 ? 20000 : 16 + (i % 64) * 16);
+    for (size_t i = 0; i < a->n; i++)
+        a->v[i] = hak_heap_alloc(a->h, i % 5 == 4 ? 20000 : 16 + (i % 64) * 16);
     sem_post(&a->ready);
     sem_wait(&a->release);
     return NULL;
@@ -154,7 +161,8 @@ static void *xt_alloc_idle(void *arg) {
 
 static void *xt_free(void *arg) {
     xa_t *a = arg;
-    for (size_t i = 0; i < a->n; i++) hak_free(a->v[i]);
+    for (size_t i = 0; i < a->n; i++)
+        hak_free(a->v[i]);
     return NULL;
 }
 
@@ -172,7 +180,8 @@ static void test_stats_cross_thread_free_owner_alive(void **state) {
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, xt_alloc_idle, &a), 0);
     sem_wait(&a.ready);
-    for (size_t i = 0; i < N; i++) assert_non_null(v[i]);
+    for (size_t i = 0; i < N; i++)
+        assert_non_null(v[i]);
     hak_stats_t st;
     hs_stats(h, &st);
     assert_int_equal(st.live_blocks, N);
@@ -229,17 +238,19 @@ static void test_stats_cross_thread_free_by_other(void **state) {
                       "hak_collect(0) by the owner (expected 0)\n",
                       which ? "default" : "private", (unsigned long long)before, (unsigned long long)after);
         /* the owner's next allocation that needs memory collects them anyway: the memory is reusable */
-        if (!which) hak_heap_destroy(h);
+        if (!which)
+            hak_heap_destroy(h);
         left[which] = after;
     }
     for (int which = 0; which < 2; which++)
         if (left[which] != 0)
-            fail_msg("%s heap: %llu blocks freed by another thread still counted live after hak_collect(0) by "
-                     "their owner",
-                     which ? "default" : "private", (unsigned long long)left[which]);
+            fail_msg(
+                "%s heap: %llu blocks freed by another thread still counted live after hak_collect(0) by "
+                "their owner",
+                which ? "default" : "private", (unsigned long long)left[which]);
 }
 
-/* ---- versioned struct -------------------------------------------------------------------------------- */
+/* ---- versioned struct ---------------------------------------------------------------------------------- */
 #define GUARD 0xA5
 typedef struct {
     hak_stats_t st;
@@ -258,8 +269,8 @@ static void check_prefix(hak_heap_t *h, size_t size, const hak_stats_t *full) {
         if (b[i] != GUARD)
             fail_msg("size %zu: byte %zu (past the %zu bytes to fill) was written", size, i, filled);
     /* the prefix holds what the full call returns */
-    assert_int_equal(memcmp(b + sizeof(size_t), (const unsigned char *)full + sizeof(size_t), filled - sizeof(size_t)),
-                     0);
+    assert_int_equal(
+        memcmp(b + sizeof(size_t), (const unsigned char *)full + sizeof(size_t), filled - sizeof(size_t)), 0);
 }
 
 static void test_stats_versioned_struct(void **state) {

@@ -34,7 +34,8 @@ static void *xt_worker(void *arg) {
     for (size_t i = 0; i < a->count; i++) {
         size_t n = hs_mixed_size(tu_next(&rng));
         void *p = hs_make(a->heap, n, xt_id(a->index, i));
-        if (p == NULL || hak_heap_of(p) != a->heap) atomic_fetch_add(a->errors, 1);
+        if (p == NULL || hak_heap_of(p) != a->heap)
+            atomic_fetch_add(a->errors, 1);
         a->blocks[a->index][i] = p;
     }
     hs_barrier_wait(a->barrier); /* all allocated */
@@ -43,8 +44,10 @@ static void *xt_worker(void *arg) {
     int victim = (a->index + 1) % XT_THREADS;
     for (size_t i = 0; i < a->count; i++) {
         void *p = a->blocks[victim][i];
-        if (p == NULL) continue;
-        if (hak_heap_of(p) != a->heap || hs_verify(p, xt_id(victim, i)) != 0) atomic_fetch_add(a->errors, 1);
+        if (p == NULL)
+            continue;
+        if (hak_heap_of(p) != a->heap || hs_verify(p, xt_id(victim, i)) != 0)
+            atomic_fetch_add(a->errors, 1);
         hak_free(p);
         a->blocks[victim][i] = NULL;
     }
@@ -53,7 +56,8 @@ static void *xt_worker(void *arg) {
     /* allocate again from the same heap (memory freed by others comes back) and free locally */
     for (size_t i = 0; i < a->count; i++) {
         void *p = hs_make(a->heap, hs_mixed_size(tu_next(&rng)), i);
-        if (p == NULL || hs_verify(p, i) != 0) atomic_fetch_add(a->errors, 1);
+        if (p == NULL || hs_verify(p, i) != 0)
+            atomic_fetch_add(a->errors, 1);
         hak_free(p);
     }
     return NULL;
@@ -87,7 +91,8 @@ static void test_shared_heap_cross_thread_free(void **state) {
     hs_stats(h, &st);
     uint64_t live_before_collect = st.live_blocks;
     hs_barrier_wait(&bar);
-    for (int t = 0; t < XT_THREADS; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < XT_THREADS; t++)
+        pthread_join(th[t], NULL);
     assert_int_equal(atomic_load(&errors), 0);
     assert_int_equal(live_all, XT_THREADS * count);
     /* threads gone: their SuperSlabs were abandoned and the remote frees settled */
@@ -95,34 +100,40 @@ static void test_shared_heap_cross_thread_free(void **state) {
     assert_int_equal(st.live_blocks, 0);
     assert_int_equal(st.live_bytes, 0);
     assert_int_equal(st.large_blocks, 0);
-    print_message("shared heap: live_blocks reported right after all cross-thread frees (owners alive): %llu\n",
-                  (unsigned long long)live_before_collect);
-    for (int t = 0; t < XT_THREADS; t++) free(blocks[t]);
+    print_message(
+        "shared heap: live_blocks reported right after all cross-thread frees (owners alive): %llu\n",
+        (unsigned long long)live_before_collect);
+    for (int t = 0; t < XT_THREADS; t++)
+        free(blocks[t]);
     hs_barrier_destroy(&bar);
     hak_heap_destroy(h);
 }
 
 /* ---- 2b. realloc keeps the heap, across tiers and threads ---------------------------------------------- */
-static const size_t realloc_chain[] = {16,     100,   1000,  8000,  9000,    100000, 262144, 262145,
-                                       300000, 3 << 20, 1 << 20, 200000, 20000, 4000, 48,    1,
-                                       5000000, 100,   0,     70000, 16};
+static const size_t realloc_chain[] = {16,     100,    1000,    8000,    9000,   100000, 262144,
+                                       262145, 300000, 3 << 20, 1 << 20, 200000, 20000,  4000,
+                                       48,     1,      5000000, 100,     0,      70000,  16};
 
 static void realloc_chain_in(hak_heap_t *h, hak_heap_t *call_heap, int use_default_api) {
     size_t n = realloc_chain[0];
     unsigned char *p = hak_heap_alloc(h, n);
     assert_non_null(p);
-    for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(i * 7 + 1);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(i * 7 + 1);
     for (size_t k = 1; k < sizeof realloc_chain / sizeof realloc_chain[0]; k++) {
         size_t m = realloc_chain[k];
         unsigned char *q = use_default_api ? hak_realloc(p, m) : hak_heap_realloc(call_heap, p, m);
         assert_non_null(q);
         if (hak_heap_of(q) != h)
-            fail_msg("realloc %zu -> %zu: block moved from heap %p to %p", n, m, (void *)h, (void *)hak_heap_of(q));
+            fail_msg("realloc %zu -> %zu: block moved from heap %p to %p", n, m, (void *)h,
+                     (void *)hak_heap_of(q));
         assert_true(hak_usable_size(q) >= m);
         size_t keep = n < m ? n : m;
         for (size_t i = 0; i < keep; i++)
-            if (q[i] != (unsigned char)(i * 7 + 1)) fail_msg("realloc %zu -> %zu lost byte %zu", n, m, i);
-        for (size_t i = keep; i < m; i++) q[i] = (unsigned char)(i * 7 + 1);
+            if (q[i] != (unsigned char)(i * 7 + 1))
+                fail_msg("realloc %zu -> %zu lost byte %zu", n, m, i);
+        for (size_t i = keep; i < m; i++)
+            q[i] = (unsigned char)(i * 7 + 1);
         p = q;
         n = m;
     }
@@ -192,7 +203,7 @@ static void test_realloc_keeps_heap(void **state) {
     hak_heap_destroy(other);
 }
 
-/* ---- 5. stress: producers, consumers and short-lived threads on one shared heap --------------------------- */
+/* ---- 5. stress: producers, consumers and short-lived threads on one shared heap ------------------------ */
 #define POOL_CAP 4096
 
 typedef struct {
@@ -239,12 +250,14 @@ static int pool_pop(pool_t *q, uint64_t r, void **p, uint64_t *id) {
 }
 
 static void release(st_arg_t *a, void *p, uint64_t id) {
-    if (hak_heap_of(p) != a->heap || hs_verify(p, id) != 0) atomic_fetch_add(a->errors, 1);
+    if (hak_heap_of(p) != a->heap || hs_verify(p, id) != 0)
+        atomic_fetch_add(a->errors, 1);
     hak_free(p);
     atomic_fetch_add_explicit(a->frees, 1, memory_order_relaxed);
 }
 
-/* A new tracked block of a mixed size with a fresh id, counted; NULL (an error counted) if allocation failed. */
+/* A new tracked block of a mixed size with a fresh id, counted; NULL (an error counted) if allocation failed.
+ */
 static void *make(st_arg_t *a, tu_rng_t *rng, uint64_t *id) {
     *id = atomic_fetch_add_explicit(a->next_id, 1, memory_order_relaxed);
     void *p = hs_make(a->heap, hs_mixed_size(tu_next(rng)), *id);
@@ -263,7 +276,8 @@ static void *producer(void *arg) {
     for (size_t i = 0; i < a->ops; i++) {
         uint64_t id;
         void *p = make(a, &rng, &id);
-        if (p == NULL) continue;
+        if (p == NULL)
+            continue;
         if (tu_next(&rng) % 4 == 0) { /* some blocks live and die locally */
             release(a, p, id);
             continue;
@@ -271,7 +285,8 @@ static void *producer(void *arg) {
         while (!pool_push(a->pool, p, id)) {
             void *v;
             uint64_t vid;
-            if (pool_pop(a->pool, tu_next(&rng), &v, &vid)) release(a, v, vid);
+            if (pool_pop(a->pool, tu_next(&rng), &v, &vid))
+                release(a, v, vid);
         }
     }
     return NULL;
@@ -303,8 +318,10 @@ static void *ephemeral(void *arg) {
     for (size_t i = 0; i < a->ops; i++) {
         uint64_t id;
         void *p = make(a, &rng, &id);
-        if (p == NULL) continue;
-        while (!pool_push(a->pool, p, id)) sched_yield();
+        if (p == NULL)
+            continue;
+        while (!pool_push(a->pool, p, id))
+            sched_yield();
     }
     return NULL;
 }
@@ -321,7 +338,8 @@ static void *spawner(void *arg) {
             break;
         }
         pthread_join(t, NULL);
-        if (round > 2000) break;
+        if (round > 2000)
+            break;
     }
     return NULL;
 }
@@ -345,13 +363,16 @@ static void test_stress_shared_heap(void **state) {
         void *(*fn)(void *) = i < P ? producer : i < P + C ? consumer : spawner;
         assert_int_equal(pthread_create(&th[i], NULL, fn, &args[i]), 0);
     }
-    for (int i = 0; i < P; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < P; i++)
+        pthread_join(th[i], NULL);
     atomic_store(&stop, 1);
-    for (int i = P; i < P + C + 1; i++) pthread_join(th[i], NULL);
+    for (int i = P; i < P + C + 1; i++)
+        pthread_join(th[i], NULL);
     /* whatever is left (blocks of exited threads): main frees them */
     void *p;
     uint64_t id;
-    while (pool_pop(&pool, 0, &p, &id)) release(&args[0], p, id);
+    while (pool_pop(&pool, 0, &p, &id))
+        release(&args[0], p, id);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     assert_int_equal(atomic_load(&errors), 0);
     assert_int_equal(atomic_load(&allocs), atomic_load(&frees));

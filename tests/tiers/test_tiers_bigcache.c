@@ -98,8 +98,7 @@ static hak_large_t *check_block(const unsigned char *p, size_t n, const char *wh
         }                                                                                                    \
     } while (0)
 
-/* ---- children
- * ---------------------------------------------------------------------------------------------- */
+/* ---- children ------------------------------------------------------------------------------------------ */
 
 /* HAKMEM_PURGE_DELAY_MS=600000: exact hits, calloc on reused mappings, splitting, merging on free, growing an
  * entry by merging (with and without a surplus) and by mremap, heap destroy handing blocks to the cache. */
@@ -1021,8 +1020,7 @@ static void child_double_free_abort(void **state) {
     _exit(0); /* not reached if the double free aborted */
 }
 
-/* ---- parent tests ---------------------------------------------------------------------------------------
- */
+/* ---- parent tests -------------------------------------------------------------------------------------- */
 static void test_bigcache_reuse_split_merge(void **state) {
     (void)state;
     TI_CHILD_OK("child_reuse_split_merge", 60, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");

@@ -144,8 +144,7 @@ static void test_huge_sizes_enomem(void **state) {
     hak_heap_destroy(h);
 }
 
-/* ---- heap quota and large blocks
- * ------------------------------------------------------------------------------ */
+/* ---- heap quota and large blocks ----------------------------------------------------------------------- */
 /* The quota is charged header + usable bytes for a large block (hak_large_charged), not the chunk rounding of
  * its mapping (address space only); realloc within the mapping charges or returns the difference. */
 static void test_large_quota_charge(void **state) {
@@ -194,8 +193,7 @@ static void test_large_quota_charge(void **state) {
     hak_heap_destroy(h);
 }
 
-/* ---- RLIMIT_AS
- * ---------------------------------------------------------------------------------------------- */
+/* ---- RLIMIT_AS ----------------------------------------------------------------------------------------- */
 #define RL_MAX_LARGE 256
 #define RL_MAX_MID 4096
 #define RL_MAX_SMALL 200000

@@ -56,8 +56,7 @@ static size_t pick_size(tu_rng_t *r) {
     }
 }
 
-/* ---- producer / consumer
- * ----------------------------------------------------------------------------------- */
+/* ---- producer / consumer ------------------------------------------------------------------------------- */
 enum { RING = 256 };
 static unsigned char *_Atomic ring[RING];
 static atomic_int producers_done;
@@ -184,8 +183,7 @@ static void test_xthread_producer_consumer(void **state) {
                  (unsigned long long)s0.live_blocks, (unsigned long long)s0.large_blocks);
 }
 
-/* ---- blocks outliving their thread -----------------------------------------------------------------------
- */
+/* ---- blocks outliving their thread --------------------------------------------------------------------- */
 enum { ORPHANS = 600 };
 static unsigned char *orphans[ORPHANS];
 
@@ -263,8 +261,7 @@ static void test_xthread_orphans_private(void **state) {
     hak_heap_destroy(h);
 }
 
-/* ---- concurrent BigCache ---------------------------------------------------------------------------------
- */
+/* ---- concurrent BigCache ------------------------------------------------------------------------------- */
 static atomic_int bc_stop;
 
 static void *large_churn(void *arg) {

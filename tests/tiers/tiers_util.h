@@ -39,8 +39,7 @@ extern char **environ;
 #define HAKMEM_TEST_SLOWDOWN 1
 #endif
 
-/* ---- expected size classes (from DESIGN.md, not from the library's tables) ------------------------------
- */
+/* ---- expected size classes (from DESIGN.md, not from the library's tables) ----------------------------- */
 enum { TI_MAX_CLASSES = 64 };
 static size_t ti_classes[TI_MAX_CLASSES];
 static unsigned ti_class_count;
@@ -69,8 +68,7 @@ static inline size_t ti_expected_class(size_t n) {
     return 0;
 }
 
-/* ---- tiers ------------------------------------------------------------------------------------------------
- */
+/* ---- tiers --------------------------------------------------------------------------------------------- */
 typedef enum { TI_TIER_NONE = 0, TI_TIER_TINY, TI_TIER_POOL, TI_TIER_LARGE } ti_tier_t;
 static const char *const ti_tier_names[] = {"none", "tiny", "pool", "large"};
 
@@ -92,8 +90,7 @@ static inline ti_tier_t ti_expected_tier(size_t n) {
     return n <= HAK_TINY_MAX_SIZE ? TI_TIER_TINY : TI_TIER_POOL;
 }
 
-/* ---- positional patterns over sub-ranges (agree byte for byte with tu_fill/tu_check)
- * ----------------------- */
+/* ---- positional patterns over sub-ranges (agree byte for byte with tu_fill/tu_check) ------------------- */
 static inline void ti_fill_range(void *p, size_t from, size_t to, uint64_t tag) {
     unsigned char *b = (unsigned char *)p;
     size_t i = from;
@@ -158,8 +155,7 @@ static inline int ti_unmapped(const void *p, size_t len) {
     return 1;
 }
 
-/* ---- statistics
- * --------------------------------------------------------------------------------------------- */
+/* ---- statistics ---------------------------------------------------------------------------------------- */
 static inline hak_bigcache_info_t ti_bc(void) {
     hak_bigcache_info_t i;
     memset(&i, 0, sizeof i);
@@ -197,8 +193,7 @@ static inline void ti_sleep_ms(long ms) {
     }
 }
 
-/* ---- child processes -------------------------------------------------------------------------------------
- */
+/* ---- child processes ----------------------------------------------------------------------------------- */
 /* Runs this executable again as `exe --child <name>` with `env` (NULL-terminated "K=V" strings) added to (and
  * overriding) the current environment. The child inherits stdout/stderr. Returns the wait status; kills the
  * child after timeout_s seconds. */
