@@ -35,7 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "test_util.h" /* tu_mix, tu_rng_t, tu_next */
+#define HT_STANDALONE    /* no cmocka, no internals: stress_malloc is built against plain malloc */
+#include "hakmem_test.h" /* ht_mix, ht_rng_t, ht_next */
 
 #ifdef STRESS_USE_MALLOC
 #include <malloc.h>
@@ -87,7 +88,7 @@ static atomic_ullong g_mid_allocs, g_large_allocs, g_large_foreign_frees; /* -L 
 /* ---- helpers ------------------------------------------------------------------------------------------- */
 
 static inline uint64_t make_tag(uintptr_t addr, size_t size) {
-    return tu_mix((uint64_t)addr ^ tu_mix((uint64_t)size ^ g.seed)) | 1;
+    return ht_mix((uint64_t)addr ^ ht_mix((uint64_t)size ^ g.seed)) | 1;
 }
 
 static inline uint64_t pat(uint64_t tag, size_t off) { return tag ^ ((uint64_t)off * 0x9E3779B97F4A7C15ull); }
@@ -222,8 +223,8 @@ static size_t pick_size_tiers(uint64_t x) {
     return s;
 }
 
-static size_t pick_size(tu_rng_t *r) {
-    uint64_t x = tu_next(r);
+static size_t pick_size(ht_rng_t *r) {
+    uint64_t x = ht_next(r);
     if (g.tiers)
         return pick_size_tiers(x);
     unsigned p = (unsigned)(x % 1000);
@@ -244,8 +245,8 @@ static size_t pick_size(tu_rng_t *r) {
     return s;
 }
 
-static unsigned char *new_block(tu_rng_t *r, size_t size) {
-    unsigned kind = (unsigned)(tu_next(r) % 16);
+static unsigned char *new_block(ht_rng_t *r, size_t size) {
+    unsigned kind = (unsigned)(ht_next(r) % 16);
     unsigned char *b;
     if (kind == 0) {
         b = S_CALLOC(1, size);
@@ -254,7 +255,7 @@ static unsigned char *new_block(tu_rng_t *r, size_t size) {
         if (for_segments(b, size, 0, size, 0, seg_zero))
             die("calloc", b, size, "block not zeroed", g_bad_off);
     } else if (kind == 1) {
-        size_t align = (size_t)16 << (tu_next(r) % 9); /* 16 .. 4096 */
+        size_t align = (size_t)16 << (ht_next(r) % 9); /* 16 .. 4096 */
         b = S_ALIGNED(align, size);
         if (!b)
             die("aligned alloc returned NULL", NULL, size, "out of memory?", align);
@@ -275,10 +276,10 @@ static unsigned char *new_block(tu_rng_t *r, size_t size) {
     return b;
 }
 
-static unsigned char *realloc_block(tu_rng_t *r, unsigned char *b) {
+static unsigned char *realloc_block(ht_rng_t *r, unsigned char *b) {
     size_t old = verify_block(b, b, SIZE_MAX, "before realloc");
     size_t ns = pick_size(r);
-    if (tu_next(r) % 4 == 0) { /* small change around the old size */
+    if (ht_next(r) % 4 == 0) { /* small change around the old size */
         long d = (long)(ns % 64) - 32;
         ns = (long)old + d < HDR ? HDR : (size_t)((long)old + d);
     }
@@ -316,7 +317,7 @@ typedef struct {
 
 static void *worker(void *argp) {
     worker_arg_t *a = argp;
-    tu_rng_t r = {tu_mix(g.seed ^ ((uint64_t)a->round << 32) ^ (uint64_t)a->index * 0x9E3779B97F4A7C15ull) |
+    ht_rng_t r = {ht_mix(g.seed ^ ((uint64_t)a->round << 32) ^ (uint64_t)a->index * 0x9E3779B97F4A7C15ull) |
                   1};
     size_t L = g.local_slots, X = g.transfer_slots;
     unsigned char **local = calloc(L, sizeof *local); /* the harness's own memory comes from libc */
@@ -324,7 +325,7 @@ static void *worker(void *argp) {
         die("harness", NULL, 0, "calloc of local array failed", 0);
     unsigned long long in = 0, foreign = 0;
     for (long op = 0; op < g.ops; op++) {
-        uint64_t x = tu_next(&r);
+        uint64_t x = ht_next(&r);
         unsigned what = (unsigned)(x % 100);
         size_t i = (size_t)((x >> 8) % L);
         size_t j = (size_t)((x >> 32) % X);
@@ -365,10 +366,10 @@ static void *worker(void *argp) {
     for (size_t i = 0; i < L; i++) {
         if (!local[i])
             continue;
-        if (tu_next(&r) & 1) {
+        if (ht_next(&r) & 1) {
             free_block(local[i], "free at thread exit");
         } else {
-            size_t j = (size_t)(tu_next(&r) % X);
+            size_t j = (size_t)(ht_next(&r) % X);
             unsigned char *old = atomic_exchange_explicit(&g_slots[j], local[i], memory_order_acq_rel);
             if (old)
                 free_block(old, "free of a transferred block at thread exit");

@@ -1,9 +1,5 @@
 /* The public API contract (DESIGN.md section 2) on the default heap. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "hakmem_test.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,8 +13,6 @@
 #include <unistd.h>
 
 #include <hakmem/hakmem.h>
-
-#include "test_util.h"
 
 extern char **environ;
 
@@ -38,7 +32,7 @@ static void test_alloc_zero(void **state) {
     uintptr_t sorted[N];
     for (int i = 0; i < N; i++)
         sorted[i] = (uintptr_t)p[i];
-    qsort(sorted, N, sizeof sorted[0], tu_cmp_uptr);
+    qsort(sorted, N, sizeof sorted[0], ht_cmp_uptr);
     for (int i = 1; i < N; i++)
         if (sorted[i] == sorted[i - 1])
             fail_msg("hak_alloc(0) returned %p twice", (void *)sorted[i]);
@@ -55,7 +49,7 @@ static void test_overflow_enomem(void **state) {
     static const size_t bad[] = {BIG_PTRDIFF, BIG_PTRDIFF + 4096, SIZE_MAX, SIZE_MAX - 15, SIZE_MAX - 4096};
     void *keep = hak_alloc(100);
     assert_non_null(keep);
-    tu_fill(keep, 100, 42);
+    ht_fill(keep, 100, 42);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;
         assert_null(hak_alloc(bad[i]));
@@ -91,7 +85,7 @@ static void test_overflow_enomem(void **state) {
     errno = 0;
     assert_null(hak_realloc(keep, SIZE_MAX));
     assert_int_equal(errno, ENOMEM);
-    assert_int_equal(tu_check(keep, 100, 42), (size_t)-1);
+    assert_int_equal(ht_check(keep, 100, 42), (size_t)-1);
     assert_true(hak_usable_size(keep) >= 100);
     hak_free(keep);
     /* allocation still works */
@@ -150,7 +144,7 @@ static void test_alignment_16(void **state) {
         hak_free(ring[k % KEEP]);
         ring[k++ % KEEP] = p;
     }
-    for (size_t n = 20000; n <= 8 * TU_MIB; n = n * 3 / 2 + 17) {
+    for (size_t n = 20000; n <= 8 * HT_MIB; n = n * 3 / 2 + 17) {
         void *p = hak_alloc(n);
         if (!p)
             fail_msg("hak_alloc(%zu) = NULL", n);
@@ -176,7 +170,7 @@ static void test_usable_size_writable(void **state) {
     size_t u[MAXN];
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         size_t n = sizes[si];
-        size_t count = (8 * TU_MIB) / n;
+        size_t count = (8 * HT_MIB) / n;
         if (count > MAXN)
             count = MAXN;
         if (count < 3)
@@ -187,10 +181,10 @@ static void test_usable_size_writable(void **state) {
             u[i] = hak_usable_size(p[i]);
             if (u[i] < n)
                 fail_msg("usable %zu < %zu", u[i], n);
-            tu_fill(p[i], u[i], n * 1000 + i);
+            ht_fill(p[i], u[i], n * 1000 + i);
         }
         for (size_t i = 0; i < count; i++) {
-            size_t bad = tu_check(p[i], u[i], n * 1000 + i);
+            size_t bad = ht_check(p[i], u[i], n * 1000 + i);
             if (bad != (size_t)-1)
                 fail_msg("size %zu block %zu (%p, usable %zu): byte %zu overwritten", n, i, p[i], u[i], bad);
             assert_int_equal(hak_usable_size(p[i]), u[i]);
@@ -206,7 +200,7 @@ static void extend_pattern(unsigned char *p, size_t from, size_t to, uint64_t ta
         return;
     unsigned char *tmp = malloc(to);
     assert_non_null(tmp);
-    tu_fill(tmp, to, tag);
+    ht_fill(tmp, to, tag);
     memcpy(p + from, tmp + from, to - from);
     free(tmp);
 }
@@ -218,10 +212,10 @@ static void test_realloc_walk(void **state) {
     size_t cur = 1;
     unsigned char *p = hak_alloc(cur);
     assert_non_null(p);
-    tu_fill(p, cur, tag);
+    ht_fill(p, cur, tag);
     size_t steps[200];
     size_t ns = 0;
-    for (size_t n = 1; n <= 4 * TU_MIB && ns < 200; n = n * 5 / 4 + 7)
+    for (size_t n = 1; n <= 4 * HT_MIB && ns < 200; n = n * 5 / 4 + 7)
         steps[ns++] = n;
     for (size_t i = 0; i < ns; i++) {
         size_t n = steps[i];
@@ -231,7 +225,7 @@ static void test_realloc_walk(void **state) {
         if (hak_usable_size(q) < n)
             fail_msg("usable %zu < %zu after realloc", hak_usable_size(q), n);
         size_t keep = cur < n ? cur : n;
-        size_t bad = tu_check(q, keep, tag);
+        size_t bad = ht_check(q, keep, tag);
         if (bad != (size_t)-1)
             fail_msg("grow %zu -> %zu: byte %zu lost", cur, n, bad);
         assert_ptr_equal(hak_heap_of(q), hak_heap_default());
@@ -246,7 +240,7 @@ static void test_realloc_walk(void **state) {
             fail_msg("hak_realloc(%p, %zu) = NULL", (void *)p, n);
         if (hak_usable_size(q) < n)
             fail_msg("usable %zu < %zu after realloc", hak_usable_size(q), n);
-        size_t bad = tu_check(q, n < cur ? n : cur, tag);
+        size_t bad = ht_check(q, n < cur ? n : cur, tag);
         if (bad != (size_t)-1)
             fail_msg("shrink %zu -> %zu: byte %zu lost", cur, n, bad);
         extend_pattern(q, cur, n, tag);
@@ -263,17 +257,17 @@ static void test_realloc_jumps(void **state) {
     size_t cur = 10;
     unsigned char *p = hak_alloc(cur);
     assert_non_null(p);
-    tu_fill(p, cur, 5);
+    ht_fill(p, cur, 5);
     for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
         size_t n = seq[i];
         unsigned char *q = hak_realloc(p, n);
         assert_non_null(q);
         assert_true(hak_usable_size(q) >= n);
         size_t keep = cur < n ? cur : n;
-        size_t bad = tu_check(q, keep, 5);
+        size_t bad = ht_check(q, keep, 5);
         if (bad != (size_t)-1)
             fail_msg("realloc %zu -> %zu: byte %zu lost", cur, n, bad);
-        tu_fill(q, n, 5);
+        ht_fill(q, n, 5);
         p = q;
         cur = n;
     }
@@ -303,7 +297,7 @@ static void test_realloc_in_place(void **state) {
         void *p = hak_alloc(n);
         assert_non_null(p);
         size_t u = hak_usable_size(p);
-        tu_fill(p, n, n);
+        ht_fill(p, n, n);
         void *q = hak_realloc(p, u);
         if (q != p)
             fail_msg("hak_realloc(p, usable=%zu) of a %zu B block moved it", u, n);
@@ -315,7 +309,7 @@ static void test_realloc_in_place(void **state) {
             if (q != p)
                 fail_msg("hak_realloc(p, %zu) of a %zu B block (usable %zu) moved it", u - 1, n, u);
         }
-        assert_int_equal(tu_check(p, n, n), (size_t)-1);
+        assert_int_equal(ht_check(p, n, n), (size_t)-1);
         hak_free(p);
     }
 }
@@ -339,7 +333,7 @@ static void test_calloc_zero(void **state) {
             for (int i = 0; i < N; i++) {
                 p[i] = (i & 1) ? hak_calloc(1, n) : hak_calloc(n, 1);
                 assert_non_null(p[i]);
-                if (!tu_all_equal(p[i], n, 0))
+                if (!ht_all_equal(p[i], n, 0))
                     fail_msg("hak_calloc of %zu B (block %d) not zeroed", n, i);
             }
             for (int i = 0; i < N; i++)
@@ -349,7 +343,7 @@ static void test_calloc_zero(void **state) {
     /* count * size form */
     unsigned *a = hak_calloc(1000, sizeof(unsigned));
     assert_non_null(a);
-    assert_true(tu_all_equal(a, 1000 * sizeof(unsigned), 0));
+    assert_true(ht_all_equal(a, 1000 * sizeof(unsigned), 0));
     hak_free(a);
     errno = 0;
 }
@@ -366,7 +360,7 @@ static void test_calloc_large(void **state) {
             hak_free(d);
             unsigned char *c = hak_calloc(n / 16, 16);
             assert_non_null(c);
-            if (!tu_all_equal(c, n, 0))
+            if (!ht_all_equal(c, n, 0))
                 fail_msg("hak_calloc of %zu B not zeroed (round %d)", n, round);
             memset(c, 0x77, n);
             hak_free(c);
@@ -392,10 +386,10 @@ static void test_aligned_alloc(void **state) {
             if (hak_usable_size(p[i]) < n)
                 fail_msg("hak_aligned_alloc(%zu, %zu): usable %zu", align, n, hak_usable_size(p[i]));
             assert_ptr_equal(hak_heap_of(p[i]), hak_heap_default());
-            tu_fill(p[i], n, align * 100 + i);
+            ht_fill(p[i], n, align * 100 + i);
         }
         for (size_t i = 0; i < NS; i++) {
-            size_t bad = tu_check(p[i], sizes[i], align * 100 + i);
+            size_t bad = ht_check(p[i], sizes[i], align * 100 + i);
             if (bad != (size_t)-1)
                 fail_msg("aligned block (align %zu, size %zu) overwritten at %zu", align, sizes[i], bad);
         }
@@ -403,7 +397,7 @@ static void test_aligned_alloc(void **state) {
         size_t n = sizes[4];
         void *q = hak_realloc(p[4], 5000);
         assert_non_null(q);
-        assert_int_equal(tu_check(q, n, align * 100 + 4), (size_t)-1);
+        assert_int_equal(ht_check(q, n, align * 100 + 4), (size_t)-1);
         p[4] = q;
         for (size_t i = 0; i < NS; i++)
             hak_free(p[i]);
@@ -421,11 +415,11 @@ static void test_aligned_many(void **state) {
         p[i] = hak_aligned_alloc(align, n);
         assert_non_null(p[i]);
         assert_int_equal((uintptr_t)p[i] % align, 0);
-        tu_fill(p[i], n, (uint64_t)i);
+        ht_fill(p[i], n, (uint64_t)i);
     }
     for (int i = 0; i < N; i++) {
         size_t n = 8 + (size_t)(i * 37 % 700);
-        if (tu_check(p[i], n, (uint64_t)i) != (size_t)-1)
+        if (ht_check(p[i], n, (uint64_t)i) != (size_t)-1)
             fail_msg("aligned block %d overwritten", i);
         hak_free(p[i]);
     }

@@ -1,9 +1,5 @@
 /* Cross-thread frees, blocks outliving their thread, and memory reuse across thread churn. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "hakmem_test.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -14,21 +10,8 @@
 
 #include <hakmem/hakmem.h>
 
-#include "test_util.h"
-
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 static size_t mixed_size(uint64_t i) {
-    uint64_t r = tu_mix(i);
+    uint64_t r = ht_mix(i);
     switch (r % 64) {
     case 0:
         return 9000 + (size_t)(r >> 8) % 200000; /* pool */
@@ -54,7 +37,7 @@ static void *make_block(uint64_t id) {
         return NULL;
     hdr_t h = {n, id};
     memcpy(p, &h, sizeof h);
-    tu_fill(p + sizeof h, n - sizeof h, id);
+    ht_fill(p + sizeof h, n - sizeof h, id);
     return p;
 }
 
@@ -71,7 +54,7 @@ static int check_block(const void *p, uint64_t id) {
         return 2;
     if (hak_usable_size(p) < n)
         return 3;
-    if (tu_check((const unsigned char *)p + sizeof h, n - sizeof h, id) != (size_t)-1)
+    if (ht_check((const unsigned char *)p + sizeof h, n - sizeof h, id) != (size_t)-1)
         return 4;
     return 0;
 }
@@ -123,7 +106,7 @@ static void test_producer_consumer(void **state) {
     (void)state;
     static spsc_t q[2];
     pthread_t th[4];
-    size_t count = SANITIZED ? 20000 : 150000;
+    size_t count = HT_SANITIZED ? 20000 : 150000;
     for (int k = 0; k < 2; k++) {
         memset(&q[k], 0, sizeof q[k]);
         q[k].count = count;
@@ -170,7 +153,7 @@ static void *free_batch(void *arg) {
 
 static void test_free_by_other_thread_after_exit(void **state) {
     (void)state;
-    batch_t b = {.count = SANITIZED ? 10000 : 50000, .base = 1000000};
+    batch_t b = {.count = HT_SANITIZED ? 10000 : 50000, .base = 1000000};
     b.blocks = calloc(b.count, sizeof(void *));
     assert_non_null(b.blocks);
     for (int round = 0; round < 3; round++) {
@@ -188,7 +171,7 @@ static void test_free_by_other_thread_after_exit(void **state) {
 
 static void test_free_by_main_after_exit(void **state) {
     (void)state;
-    batch_t b = {.count = SANITIZED ? 10000 : 50000, .base = 5000000};
+    batch_t b = {.count = HT_SANITIZED ? 10000 : 50000, .base = 5000000};
     b.blocks = calloc(b.count, sizeof(void *));
     assert_non_null(b.blocks);
     for (int round = 0; round < 3; round++) {
@@ -257,7 +240,7 @@ static void *churn_thread(void *arg) {
         return NULL;
     }
     for (size_t i = 0; i < CHURN_BLOCKS; i++) {
-        size_t n = 16 + (size_t)(tu_mix(c->seed + i) % 15) * 16;
+        size_t n = 16 + (size_t)(ht_mix(c->seed + i) % 15) * 16;
         blk[i] = hak_alloc(n);
         if (!blk[i]) {
             c->errors++;
@@ -272,8 +255,8 @@ static void *churn_thread(void *arg) {
         if (i % 8 == 0) {
             c->left[c->nleft++] = blk[i]; /* survives the thread */
         } else {
-            size_t n = 16 + (size_t)(tu_mix(c->seed + i) % 15) * 16;
-            if (!tu_all_equal(blk[i], n, (unsigned char)(i & 0xff)))
+            size_t n = 16 + (size_t)(ht_mix(c->seed + i) % 15) * 16;
+            if (!ht_all_equal(blk[i], n, (unsigned char)(i & 0xff)))
                 c->errors++;
             hak_free(blk[i]);
         }
@@ -284,12 +267,12 @@ static void *churn_thread(void *arg) {
 
 static size_t memory_measure(int *from_stats) {
     hak_stats_t st;
-    if (tu_stats(NULL, &st)) {
+    if (ht_try_stats(NULL, &st)) {
         *from_stats = 1;
         return (size_t)st.reserved_bytes;
     }
     *from_stats = 0;
-    return tu_rss_bytes();
+    return ht_rss_bytes();
 }
 
 static void test_thread_churn_memory_bounded(void **state) {
@@ -309,7 +292,7 @@ static void test_thread_churn_memory_bounded(void **state) {
         pthread_join(t, NULL);
         assert_int_equal(c.errors, 0);
         for (size_t i = 0; i < c.nleft; i++) {
-            uintptr_t ch = (uintptr_t)c.left[i] & ~(TU_CHUNK - 1);
+            uintptr_t ch = (uintptr_t)c.left[i] & ~(HT_CHUNK - 1);
             size_t k;
             for (k = 0; k < nchunks; k++)
                 if (chunks[k] == ch)
@@ -326,7 +309,7 @@ static void test_thread_churn_memory_bounded(void **state) {
     print_message("%s after %d cycles: %zu KiB, after %d: %zu KiB; %zu distinct 2 MiB chunks used\n",
                   from_stats ? "reserved" : "RSS", warm, base_mem >> 10, cycles, end_mem >> 10, nchunks);
     /* 180 more cycles of 1 MiB each: without reuse that would be 180+ MiB */
-    if (end_mem > base_mem + 24 * TU_MIB)
+    if (end_mem > base_mem + 24 * HT_MIB)
         fail_msg("memory grew from %zu KiB to %zu KiB over %d thread cycles", base_mem >> 10, end_mem >> 10,
                  cycles - warm);
     if (nchunks > 48)
@@ -341,9 +324,9 @@ static atomic_int xerrors;
 
 static void *exchange_thread(void *arg) {
     uint64_t seed = (uint64_t)(uintptr_t)arg;
-    tu_rng_t r;
-    tu_seed(&r, seed);
-    int iters = SANITIZED ? 5000 : 30000;
+    ht_rng_t r;
+    ht_seed(&r, seed);
+    int iters = HT_SANITIZED ? 5000 : 30000;
     for (int i = 0; i < iters; i++) {
         uint64_t id = (seed << 32) | (uint64_t)i;
         void *p = make_block(id);
@@ -351,7 +334,7 @@ static void *exchange_thread(void *arg) {
             atomic_fetch_add(&xerrors, 1);
             continue;
         }
-        void *old = atomic_exchange(&xslot[tu_next(&r) % XSLOTS], p);
+        void *old = atomic_exchange(&xslot[ht_next(&r) % XSLOTS], p);
         if (old) {
             hdr_t h;
             memcpy(&h, old, sizeof h);

@@ -1,16 +1,10 @@
 /* hak_heap_destroy: with live blocks in every tier from several threads (idle ones and exited ones), memory
  * goes back, the threads keep working afterwards, and create/destroy cycles keep the mappings flat. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "hakmem_test.h"
 
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <time.h>
-
-#include "heaps_util.h"
 
 static double now_s(void) {
     struct timespec t;
@@ -31,11 +25,11 @@ typedef struct {
 
 /* Every tier: 2 MiB of tiny, 2 MiB of pool, 2 blocks of 1.5 MiB large, all touched. */
 static size_t fill_heap(hak_heap_t *h, int seed, void **keep, size_t keep_cap, size_t *nkeep) {
-    tu_rng_t rng;
-    tu_seed(&rng, (uint64_t)seed);
+    ht_rng_t rng;
+    ht_seed(&rng, (uint64_t)seed);
     size_t total = 0, n = 0;
-    while (total < 2 * TU_MIB) {
-        size_t s = 16 + (size_t)(tu_next(&rng) % 8176);
+    while (total < 2 * HT_MIB) {
+        size_t s = 16 + (size_t)(ht_next(&rng) % 8176);
         void *p = hak_heap_alloc(h, s);
         if (p == NULL)
             return 0;
@@ -44,8 +38,8 @@ static size_t fill_heap(hak_heap_t *h, int seed, void **keep, size_t keep_cap, s
         if (n < keep_cap)
             keep[n++] = p;
     }
-    while (total < 4 * TU_MIB) {
-        size_t s = 8193 + (size_t)(tu_next(&rng) % (HS_SLAB_MAX - 8192));
+    while (total < 4 * HT_MIB) {
+        size_t s = 8193 + (size_t)(ht_next(&rng) % (HT_SLAB_MAX - 8192));
         void *p = hak_heap_alloc(h, s);
         if (p == NULL)
             return 0;
@@ -55,7 +49,7 @@ static size_t fill_heap(hak_heap_t *h, int seed, void **keep, size_t keep_cap, s
             keep[n++] = p;
     }
     for (int i = 0; i < 2; i++) {
-        size_t s = 3 * TU_MIB / 2;
+        size_t s = 3 * HT_MIB / 2;
         void *p = hak_heap_alloc(h, s);
         if (p == NULL)
             return 0;
@@ -72,13 +66,13 @@ static int use_heap_after(hak_heap_t *h, int seed) {
     int errors = 0;
     void *p[64];
     for (int i = 0; i < 64; i++) {
-        size_t s = hs_tier_sizes[i % HS_TIER_SIZES];
-        p[i] = hs_make(h, s, (uint64_t)seed * 1000 + (uint64_t)i);
+        size_t s = ht_tier_sizes[i % HT_TIER_SIZES];
+        p[i] = ht_make(h, s, (uint64_t)seed * 1000 + (uint64_t)i);
         if (p[i] == NULL || hak_heap_of(p[i]) != h)
             errors++;
     }
     for (int i = 0; i < 64; i++) {
-        if (p[i] && hs_verify(p[i], (uint64_t)seed * 1000 + (uint64_t)i) != 0)
+        if (p[i] && ht_verify(p[i], (uint64_t)seed * 1000 + (uint64_t)i) != 0)
             errors++;
         hak_free(p[i]);
     }
@@ -102,7 +96,7 @@ static void *dt_thread(void *arg) {
     sem_wait(&a->go); /* idle while main destroys the heap */
     a->errors += use_heap_after(hak_heap_default(), a->index);
     for (int i = 0; i < 100; i++) { /* the plain API too */
-        void *p = hak_alloc(hs_tier_sizes[i % HS_TIER_SIZES]);
+        void *p = hak_alloc(ht_tier_sizes[i % HT_TIER_SIZES]);
         if (p == NULL || hak_heap_of(p) != hak_heap_default())
             a->errors++;
         hak_free(p);
@@ -125,8 +119,8 @@ static void test_destroy_with_live_blocks(void **state) {
     enum { T = 4 };
     hak_collect(1);
     hak_stats_t base, mid, after, collected;
-    hs_stats(NULL, &base);
-    size_t rss0 = tu_rss_bytes();
+    ht_get_stats(NULL, &base);
+    size_t rss0 = ht_rss_bytes();
 
     hak_heap_t *h = hak_heap_create(&(hak_heap_options_t){0, "doomed"});
     assert_non_null(h);
@@ -156,28 +150,28 @@ static void test_destroy_with_live_blocks(void **state) {
         total += a[i].bytes;
     }
 
-    hs_stats(NULL, &mid);
+    ht_get_stats(NULL, &mid);
     hak_stats_t hst;
-    hs_stats(h, &hst);
-    size_t rss1 = tu_rss_bytes();
+    ht_get_stats(h, &hst);
+    size_t rss1 = ht_rss_bytes();
     assert_true(hst.live_blocks > 0);
     assert_int_equal(hst.large_blocks, 2 * (T + 1));
     assert_int_equal(mid.heap_count, base.heap_count + 1);
     assert_true(mid.committed_bytes >= base.committed_bytes + total / 2);
 
     hak_heap_destroy(h);
-    hs_stats(NULL, &after);
+    ht_get_stats(NULL, &after);
     assert_int_equal(after.heap_count, base.heap_count);
     assert_int_equal(after.live_blocks, base.live_blocks);
     assert_int_equal(after.live_bytes, base.live_bytes);
     assert_int_equal(after.large_blocks, base.large_blocks);
     /* memory still held but no longer in use by any heap is all cached */
     assert_true(after.committed_bytes - after.cached_bytes <=
-                base.committed_bytes - base.cached_bytes + TU_MIB);
+                base.committed_bytes - base.cached_bytes + HT_MIB);
 
     hak_collect(1);
-    hs_stats(NULL, &collected);
-    size_t rss2 = tu_rss_bytes();
+    ht_get_stats(NULL, &collected);
+    size_t rss2 = ht_rss_bytes();
     print_message("destroy: allocated %zu KiB; committed %llu -> %llu -> %llu KiB (after collect); "
                   "reserved %llu -> %llu -> %llu KiB; RSS %zu -> %zu -> %zu KiB\n",
                   total >> 10, (unsigned long long)base.committed_bytes >> 10,
@@ -185,10 +179,10 @@ static void test_destroy_with_live_blocks(void **state) {
                   (unsigned long long)collected.committed_bytes >> 10,
                   (unsigned long long)base.reserved_bytes >> 10, (unsigned long long)mid.reserved_bytes >> 10,
                   (unsigned long long)collected.reserved_bytes >> 10, rss0 >> 10, rss1 >> 10, rss2 >> 10);
-    assert_true(collected.committed_bytes <= base.committed_bytes + TU_MIB);
+    assert_true(collected.committed_bytes <= base.committed_bytes + HT_MIB);
     assert_true(collected.reserved_bytes <= mid.reserved_bytes);
     assert_int_equal(collected.cached_bytes <= collected.committed_bytes, 1);
-    if (rss0 && rss1 && rss2 && !HS_SANITIZED) {
+    if (rss0 && rss1 && rss2 && !HT_SANITIZED) {
         assert_true(rss1 > rss0 + total / 2);              /* the blocks were resident */
         assert_true(rss1 - rss2 >= (rss1 - rss0) * 3 / 4); /* and most of it went back */
     }
@@ -208,7 +202,7 @@ static void test_destroy_with_live_blocks(void **state) {
     assert_int_equal(use_heap_after(next, 7), 0);
     assert_int_equal(use_heap_after(hak_heap_default(), 8), 0);
     hak_stats_t nst;
-    hs_stats(next, &nst);
+    ht_get_stats(next, &nst);
     assert_int_equal(nst.live_blocks, 0);
     hak_heap_destroy(next);
     for (int i = 0; i < T; i++) {
@@ -245,7 +239,7 @@ typedef struct {
 } probe_t;
 
 static probe_t probe(void) {
-    probe_t p = {hs_maps_count(), hs_status_kib("VmSize"), hs_status_kib("VmRSS")};
+    probe_t p = {ht_maps_count(), ht_status_kib("VmSize"), ht_status_kib("VmRSS")};
     return p;
 }
 
@@ -262,7 +256,7 @@ static void check_flat(const char *what, probe_t before, probe_t after, size_t c
 
 static void test_create_destroy_cycles(void **state) {
     (void)state;
-    size_t cycles = HS_SCALE(10000);
+    size_t cycles = HT_SCALE(10000);
     for (int i = 0; i < 100; i++) { /* warm up caches (SuperSlab cache, BigCache, metadata) */
         hak_heap_t *h = hak_heap_create(NULL);
         assert_non_null(h);
@@ -270,7 +264,7 @@ static void test_create_destroy_cycles(void **state) {
         hak_heap_destroy(h);
     }
     hak_stats_t s0, s1;
-    hs_stats(NULL, &s0);
+    ht_get_stats(NULL, &s0);
     probe_t before = probe();
     double t0 = now_s();
     int errors = 0;
@@ -285,10 +279,10 @@ static void test_create_destroy_cycles(void **state) {
     }
     probe_t after = probe();
     assert_int_equal(errors, 0);
-    hs_stats(NULL, &s1);
+    ht_get_stats(NULL, &s1);
     check_flat("create/destroy", before, after, cycles, now_s() - t0);
     assert_int_equal(s1.heap_count, s0.heap_count);
-    assert_true(s1.reserved_bytes <= s0.reserved_bytes + 8 * TU_MIB);
+    assert_true(s1.reserved_bytes <= s0.reserved_bytes + 8 * HT_MIB);
 }
 
 /* Same, with a second thread touching each heap (allocating, leaving blocks live, freeing one of main's)
@@ -317,7 +311,7 @@ static void *toucher(void *arg) {
 
 static void test_create_destroy_cycles_two_threads(void **state) {
     (void)state;
-    size_t cycles = HS_SCALE(10000);
+    size_t cycles = HT_SCALE(10000);
     static toucher_t t;
     memset(&t, 0, sizeof t);
     sem_init(&t.go, 0, 0);
@@ -373,7 +367,7 @@ static void *touch_once(void *arg) {
 
 static void test_create_destroy_cycles_exited_thread(void **state) {
     (void)state;
-    size_t cycles = HS_SCALE(2000);
+    size_t cycles = HT_SCALE(2000);
     probe_t before = {0, 0, 0};
     double t0 = 0;
     int errors = 0;

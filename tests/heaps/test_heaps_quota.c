@@ -1,24 +1,17 @@
 /* Heap quotas (limit_bytes): the charged memory (64 KiB per slab of each span, the whole mapping of each
  * large block) never exceeds the limit, the limit is reachable, failures are NULL + ENOMEM, other heaps are
  * not affected, and freeing makes room again. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include "heaps_util.h"
-#include "pool/pool.h" /* span sizes per class: to compute what the heap was charged from its statistics */
+#include "hakmem_test.h"
 
 /* Memory charged to the heap, from its statistics: every span counts its slabs, every large block its
  * mapping (usable size + the 64-byte header, a multiple of 4 KiB). */
 static uint64_t charged_bytes(hak_heap_t *h, hak_stats_t *out) {
     hak_stats_t st;
-    hs_stats(h, &st);
+    ht_get_stats(h, &st);
     uint64_t sum = 0;
     for (uint32_t c = 0; c < st.class_count && c < HAK_CLASS_COUNT; c++)
-        sum += st.classes[c].slabs * hak_span_slabs_for(c) * HS_SLAB;
-    sum += st.large_bytes + st.large_blocks * HS_LARGE_HDR;
+        sum += st.classes[c].slabs * ht_span_slabs_for(c) * HT_SLAB;
+    sum += st.large_bytes + st.large_blocks * HT_LARGE_HEADER;
     if (out)
         *out = st;
     return sum;
@@ -51,7 +44,7 @@ static void quota_small_and_pool(size_t L) {
     hak_heap_t *q = hak_heap_create(&(hak_heap_options_t){.limit_bytes = L, .name = "quota"});
     assert_non_null(q);
     hak_stats_t st;
-    hs_stats(q, &st);
+    ht_get_stats(q, &st);
     assert_int_equal(st.limit_bytes, L);
     assert_string_equal(st.name, "quota");
 
@@ -65,9 +58,9 @@ static void quota_small_and_pool(size_t L) {
     print_message("limit %zu KiB: %zu blocks of 64 B (%zu KiB), charged %llu KiB\n", L >> 10, k,
                   (k * 64) >> 10, (unsigned long long)ch >> 10);
     assert_true(ch <= L);
-    assert_true(ch + HS_SLAB > L); /* the limit is reached: not one more slab would fit */
+    assert_true(ch + HT_SLAB > L); /* the limit is reached: not one more slab would fit */
     assert_true(k * 64 <= L);
-    assert_true(k * 64 >= L - 2 * HS_SLAB); /* SuperSlab headers cost a little */
+    assert_true(k * 64 >= L - 2 * HT_SLAB); /* SuperSlab headers cost a little */
     assert_int_equal(st.live_blocks, k);
     assert_int_equal(st.limit_bytes, L);
 
@@ -100,7 +93,7 @@ static void quota_small_and_pool(size_t L) {
     void **v2;
     size_t k2 = fill(q2, 64, cap, &v2);
     assert_int_equal(errno, ENOMEM);
-    assert_true(k2 + 2 * HS_SLAB / 64 >= k && k + 2 * HS_SLAB / 64 >= k2);
+    assert_true(k2 + 2 * HT_SLAB / 64 >= k && k + 2 * HT_SLAB / 64 >= k2);
     assert_true(charged_bytes(q2, NULL) <= L);
     hak_heap_t *free_heap = hak_heap_create(&(hak_heap_options_t){.limit_bytes = 0, .name = "unlimited"});
     assert_non_null(free_heap);
@@ -130,7 +123,7 @@ static void quota_small_and_pool(size_t L) {
     hak_free(p);
     size_t again = fill(q, 64, cap, &v);
     assert_int_equal(errno, ENOMEM);
-    assert_true(again + HS_SLAB / 64 >= k); /* the same amount fits again (give or take a header) */
+    assert_true(again + HT_SLAB / 64 >= k); /* the same amount fits again (give or take a header) */
     assert_true(charged_bytes(q, NULL) <= L);
     free_all(v, again);
 
@@ -146,7 +139,7 @@ static void quota_small_and_pool(size_t L) {
         print_message("limit %zu KiB: %zu blocks of %zu B, charged %llu KiB\n", L >> 10, k, n,
                       (unsigned long long)ch >> 10);
         assert_true(ch <= L);
-        assert_true(ch + 16 * HS_SLAB > L); /* no further span (at most 16 slabs) would fit */
+        assert_true(ch + 16 * HT_SLAB > L); /* no further span (at most 16 slabs) would fit */
         assert_true(k >= 1);
         assert_true(k * n <= L);
         free_all(v, k);
@@ -157,12 +150,12 @@ static void quota_small_and_pool(size_t L) {
 
 static void test_quota_1m(void **state) {
     (void)state;
-    quota_small_and_pool(TU_MIB);
+    quota_small_and_pool(HT_MIB);
 }
 
 static void test_quota_4m(void **state) {
     (void)state;
-    quota_small_and_pool(4 * TU_MIB);
+    quota_small_and_pool(4 * HT_MIB);
 }
 
 /* A large block whose mapping (size + 64 rounded up to 4 KiB) is exactly L fits; one byte more does not. */
@@ -170,7 +163,7 @@ static void quota_large_exact(size_t L) {
     hak_collect(1); /* empty BigCache: mappings are made to measure */
     hak_heap_t *q = hak_heap_create(&(hak_heap_options_t){.limit_bytes = L, .name = "quota-large"});
     assert_non_null(q);
-    size_t fits = L - HS_LARGE_HDR;
+    size_t fits = L - HT_LARGE_HEADER;
     errno = 0;
     assert_null(hak_heap_alloc(q, fits + 1));
     assert_int_equal(errno, ENOMEM);
@@ -188,7 +181,7 @@ static void quota_large_exact(size_t L) {
     errno = 0;
     assert_null(hak_heap_realloc(q, p, fits + 1));
     assert_int_equal(errno, ENOMEM);
-    assert_true(tu_all_equal(p, fits, 0x11));
+    assert_true(ht_all_equal(p, fits, 0x11));
     hak_free(p);
     /* freed: the same allocation succeeds again (from the BigCache or a fresh mapping) */
     p = hak_heap_alloc(q, fits);
@@ -199,8 +192,8 @@ static void quota_large_exact(size_t L) {
     /* with one small span held (64 KiB), the largest large block shrinks by that much */
     void *s = hak_heap_alloc(q, 16);
     assert_non_null(s);
-    assert_int_equal(charged_bytes(q, NULL), HS_SLAB);
-    size_t fits2 = L - HS_SLAB - HS_LARGE_HDR;
+    assert_int_equal(charged_bytes(q, NULL), HT_SLAB);
+    size_t fits2 = L - HT_SLAB - HT_LARGE_HEADER;
     errno = 0;
     assert_null(hak_heap_alloc(q, fits2 + 1));
     assert_int_equal(errno, ENOMEM);
@@ -215,23 +208,23 @@ static void quota_large_exact(size_t L) {
 
 static void test_quota_large_exact(void **state) {
     (void)state;
-    quota_large_exact(TU_MIB);
-    quota_large_exact(4 * TU_MIB);
+    quota_large_exact(HT_MIB);
+    quota_large_exact(4 * HT_MIB);
 }
 
 /* A cached mapping somewhat larger than the request (BigCache near fit) must not make a request that fits
  * the limit fail: the heap would hold L + 64 KiB. Either a fresh mapping or a trimmed one is fine. */
 static void test_quota_large_with_bigger_cached_mapping(void **state) {
     (void)state;
-    size_t L = 4 * TU_MIB;
+    size_t L = 4 * HT_MIB;
     hak_collect(1);
-    void *d = hak_alloc(L + HS_SLAB - HS_LARGE_HDR); /* default heap: mapping L + 64 KiB */
+    void *d = hak_alloc(L + HT_SLAB - HT_LARGE_HEADER); /* default heap: mapping L + 64 KiB */
     assert_non_null(d);
     hak_free(d); /* now in the BigCache */
     hak_heap_t *q = hak_heap_create(&(hak_heap_options_t){.limit_bytes = L, .name = "quota-cache"});
     assert_non_null(q);
     errno = 0;
-    void *p = hak_heap_alloc(q, L - HS_LARGE_HDR);
+    void *p = hak_heap_alloc(q, L - HT_LARGE_HEADER);
     int err = errno;
     uint64_t ch = charged_bytes(q, NULL);
     hak_free(p);
@@ -248,7 +241,7 @@ static void test_quota_large_with_bigger_cached_mapping(void **state) {
  * single large block again. */
 static void test_quota_room_after_free_and_collect(void **state) {
     (void)state;
-    size_t L = TU_MIB;
+    size_t L = HT_MIB;
     hak_collect(1);
     hak_heap_t *q = hak_heap_create(&(hak_heap_options_t){.limit_bytes = L, .name = "quota-room"});
     assert_non_null(q);
@@ -259,7 +252,7 @@ static void test_quota_room_after_free_and_collect(void **state) {
     hak_collect(1);
     uint64_t ch = charged_bytes(q, NULL);
     errno = 0;
-    void *p = hak_heap_alloc(q, L - HS_LARGE_HDR);
+    void *p = hak_heap_alloc(q, L - HT_LARGE_HEADER);
     int err = errno;
     hak_free(p);
     hak_heap_destroy(q);
@@ -296,7 +289,7 @@ static void *qt_fill(void *arg) {
 
 static void test_quota_threads_exit_then_free(void **state) {
     (void)state;
-    size_t L = 4 * TU_MIB;
+    size_t L = 4 * HT_MIB;
     hak_heap_t *q = hak_heap_create(&(hak_heap_options_t){.limit_bytes = L, .name = "quota-threads"});
     assert_non_null(q);
     qt_arg_t a[2];
@@ -314,7 +307,7 @@ static void test_quota_threads_exit_then_free(void **state) {
         total += a[i].k;
     }
     assert_true(total * 64 <= L);
-    assert_true(total * 64 >= L - 4 * HS_SLAB);
+    assert_true(total * 64 >= L - 4 * HT_SLAB);
     /* main frees every block of the exited threads: no statistics call, no hak_collect in between */
     for (int i = 0; i < 2; i++)
         free_all(a[i].v, a[i].k);
@@ -324,7 +317,7 @@ static void test_quota_threads_exit_then_free(void **state) {
     uint64_t ch = charged_bytes(q, NULL);
     free_all(v, k);
     hak_heap_destroy(q);
-    if (k + 4 * HS_SLAB / 64 < total)
+    if (k + 4 * HT_SLAB / 64 < total)
         fail_msg("after the exited threads' %zu blocks were all freed, only %zu blocks of 64 B fit again "
                  "(errno %d)",
                  total, k, err);

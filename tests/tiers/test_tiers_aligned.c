@@ -1,15 +1,9 @@
 /* Alignment matrix: alignments 16 B .. 4 MiB times sizes from every tier (0, 1, small, the 8 KiB edge, mid,
  * the 256 KiB edge, large): aligned, usable >= size (exact for large blocks), writable in full, owned by the
  * right heap, freed, and realloc'd with the content kept; on the default heap and on a private one. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "hakmem_test.h"
 
-#include "tiers_util.h"
-
-static const size_t sizes[] = {0, 1, 100, 8191, 8192, 8193, 100000, 262143, 262144, 262145, 3 * TI_MIB + 5};
+static const size_t sizes[] = {0, 1, 100, 8191, 8192, 8193, 100000, 262143, 262144, 262145, 3 * HT_MIB + 5};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 #define MAX_ALIGN_SHIFT 22 /* 4 MiB */
 #define K 3                /* blocks of each combination live at once */
@@ -23,7 +17,7 @@ static size_t realloc_target(size_t n, int step) {
 
 static void run_matrix(hak_heap_t *heap) {
     hak_heap_t *owner = heap ? heap : hak_heap_default();
-    hak_stats_t before = ti_stats(owner);
+    hak_stats_t before = ht_stats(owner);
     for (unsigned shift = 4; shift <= MAX_ALIGN_SHIFT; shift++) {
         size_t a = (size_t)1 << shift;
         for (size_t si = 0; si < NSIZES; si++) {
@@ -41,28 +35,28 @@ static void run_matrix(hak_heap_t *heap) {
                     fail_msg("aligned_alloc(%zu, %zu): usable %zu", a, n, u[k]);
                 if (hak_heap_of(p[k]) != owner)
                     fail_msg("aligned_alloc(%zu, %zu): hak_heap_of is wrong", a, n);
-                ti_tier_t t = ti_tier_of(p[k]);
-                if (t == TI_TIER_NONE)
+                ht_tier_t t = ht_tier_of(p[k]);
+                if (t == HT_TIER_NONE)
                     fail_msg("aligned_alloc(%zu, %zu): no tier owns %p", a, n, (void *)p[k]);
-                if (n > HAK_SLAB_MAX_SIZE && t != TI_TIER_LARGE)
-                    fail_msg("aligned_alloc(%zu, %zu): large size served by tier %s", a, n, ti_tier_names[t]);
-                if (a >= TU_CHUNK && hak_region_kind(p[k]) != HAK_REGION_LARGE_FAR)
+                if (n > HAK_SLAB_MAX_SIZE && t != HT_TIER_LARGE)
+                    fail_msg("aligned_alloc(%zu, %zu): large size served by tier %s", a, n, ht_tier_names[t]);
+                if (a >= HT_CHUNK && hak_region_kind(p[k]) != HAK_REGION_LARGE_FAR)
                     fail_msg("aligned_alloc(%zu, %zu): region kind %u, expected LARGE_FAR", a, n,
                              hak_region_kind(p[k]));
-                if (t == TI_TIER_LARGE) {
+                if (t == HT_TIER_LARGE) {
                     /* exact and tight: the block starts `off` into its mapping (the 64-byte header, the
                      * alignment below 2 MiB, a page for LARGE_FAR) and ends on the page after off + n */
-                    size_t off = a >= TU_CHUNK ? TI_PAGE : a > TI_LARGE_HEADER ? a : TI_LARGE_HEADER;
-                    size_t tight = ((off + (n ? n : 1) + TI_PAGE - 1) & ~(TI_PAGE - 1)) - off;
+                    size_t off = a >= HT_CHUNK ? HT_PAGE : a > HT_LARGE_HEADER ? a : HT_LARGE_HEADER;
+                    size_t tight = ((off + (n ? n : 1) + HT_PAGE - 1) & ~(HT_PAGE - 1)) - off;
                     if (u[k] != tight)
                         fail_msg("aligned_alloc(%zu, %zu): large usable %zu, expected exactly %zu", a, n,
                                  u[k], tight);
                 }
-                tu_fill(p[k], u[k], shift * 1000 + si * 10 + (size_t)k);
+                ht_fill(p[k], u[k], shift * 1000 + si * 10 + (size_t)k);
             }
             /* no overlap: every block still holds its own pattern */
             for (int k = 0; k < K; k++)
-                TI_ASSERT_PATTERN(p[k], 0, u[k], shift * 1000 + si * 10 + (size_t)k,
+                HT_ASSERT_PATTERN(p[k], 0, u[k], shift * 1000 + si * 10 + (size_t)k,
                                   "aligned_alloc(%zu, %zu)", a, n);
             /* block 0: freed directly; blocks 1 and 2: realloc'd up / down, then freed */
             hak_free(p[0]);
@@ -79,14 +73,14 @@ static void run_matrix(hak_heap_t *heap) {
                 if (hak_heap_of(q) != owner)
                     fail_msg("realloc(aligned_alloc(%zu, %zu), %zu): heap changed", a, n, m);
                 size_t keep = u[k] < m ? u[k] : m;
-                TI_ASSERT_PATTERN(q, 0, keep, shift * 1000 + si * 10 + (size_t)k,
+                HT_ASSERT_PATTERN(q, 0, keep, shift * 1000 + si * 10 + (size_t)k,
                                   "realloc(aligned_alloc(%zu, %zu), %zu) lost content", a, n, m);
                 memset(q, 0x77, uq); /* and the new block is writable in full */
                 hak_free(q);
             }
         }
     }
-    hak_stats_t after = ti_stats(owner);
+    hak_stats_t after = ht_stats(owner);
     assert_int_equal(after.live_blocks, before.live_blocks);
     assert_int_equal(after.large_blocks, before.large_blocks);
 }
@@ -113,11 +107,11 @@ static void test_aligned_mixed_population(void **state) {
     static unsigned char *p[N];
     static size_t u[N];
     static uint64_t tag[N];
-    tu_rng_t r;
-    tu_seed(&r, 7);
-    hak_stats_t before = ti_stats(hak_heap_default());
+    ht_rng_t r;
+    ht_seed(&r, 7);
+    hak_stats_t before = ht_stats(hak_heap_default());
     for (int i = 0; i < N; i++) {
-        uint64_t x = tu_next(&r);
+        uint64_t x = ht_next(&r);
         size_t a = (size_t)16 << (x % 9); /* 16 .. 4096 */
         size_t n = (size_t)((x >> 8) % (i % 10 == 0 ? 70000 : 3000));
         p[i] = (i & 1) ? hak_aligned_alloc(a, n) : hak_alloc(n);
@@ -127,22 +121,22 @@ static void test_aligned_mixed_population(void **state) {
         u[i] = hak_usable_size(p[i]);
         assert_true(u[i] >= n);
         tag[i] = (uint64_t)i * 31 + 5;
-        tu_fill(p[i], u[i], tag[i]);
+        ht_fill(p[i], u[i], tag[i]);
     }
     for (int i = N - 1; i > 0; i--) { /* shuffle */
-        int j = (int)(tu_next(&r) % (uint64_t)(i + 1));
+        int j = (int)(ht_next(&r) % (uint64_t)(i + 1));
         unsigned char *tp = p[i];
         size_t tu = u[i];
         uint64_t tt = tag[i];
         p[i] = p[j], u[i] = u[j], tag[i] = tag[j], p[j] = tp, u[j] = tu, tag[j] = tt;
     }
     for (int i = 0; i < N; i++) {
-        TI_ASSERT_PATTERN(p[i], 0, u[i], tag[i], "block %d of the mixed population", i);
+        HT_ASSERT_PATTERN(p[i], 0, u[i], tag[i], "block %d of the mixed population", i);
         hak_free(p[i]);
         if (i + 1 < N) /* the frees so far harmed none of the others */
-            TI_ASSERT_PATTERN(p[i + 1], 0, u[i + 1], tag[i + 1], "block %d after freeing block %d", i + 1, i);
+            HT_ASSERT_PATTERN(p[i + 1], 0, u[i + 1], tag[i + 1], "block %d after freeing block %d", i + 1, i);
     }
-    hak_stats_t after = ti_stats(hak_heap_default());
+    hak_stats_t after = ht_stats(hak_heap_default());
     assert_int_equal(after.live_blocks, before.live_blocks);
 }
 

@@ -2,40 +2,19 @@
  * alignments fail with the right errno and leak nothing; a heap quota charges large blocks for header +
  * usable bytes, not their chunk-rounded mappings; under a small RLIMIT_AS (a child process) every tier fails
  * cleanly with ENOMEM, earlier blocks stay intact, and allocation works again after frees. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
+#include "hakmem_test.h"
 #include <sys/resource.h>
-#include <cmocka.h>
-
-#include "tiers_util.h"
 
 #define PMAX ((size_t)PTRDIFF_MAX)
 
 static const size_t huge_sizes[] = {
     SIZE_MAX,        SIZE_MAX - 1,    SIZE_MAX - 4095,
     SIZE_MAX / 2,    PMAX + 1,        PMAX,
-    PMAX - 1,        PMAX - TU_CHUNK, PMAX - TU_CHUNK - 4096 - 64,
+    PMAX - 1,        PMAX - HT_CHUNK, PMAX - HT_CHUNK - 4096 - 64,
     (size_t)1 << 62, (size_t)1 << 48, ((size_t)1 << 47) + 1,
     (size_t)1 << 47,
 };
 #define NHUGE (sizeof huge_sizes / sizeof huge_sizes[0])
-
-#define EXPECT_FAIL(expr, err, ...)                                                                          \
-    do {                                                                                                     \
-        errno = 0;                                                                                           \
-        void *r_ = (expr);                                                                                   \
-        int e_ = errno;                                                                                      \
-        if (r_ != NULL) {                                                                                    \
-            print_error("%s returned %p\n", #expr, r_);                                                      \
-            fail_msg(__VA_ARGS__);                                                                           \
-        }                                                                                                    \
-        if (e_ != (err)) {                                                                                   \
-            print_error("%s: errno %d, expected %d\n", #expr, e_, (err));                                    \
-            fail_msg(__VA_ARGS__);                                                                           \
-        }                                                                                                    \
-    } while (0)
 
 static void test_huge_sizes_enomem(void **state) {
     (void)state;
@@ -43,33 +22,33 @@ static void test_huge_sizes_enomem(void **state) {
     hak_heap_t *h = hak_heap_create(&o);
     assert_non_null(h);
     /* one live block per tier, patterned: failed calls must not touch them */
-    static const size_t keep_sizes[] = {24, 5000, 100000, 3 * TI_MIB};
+    static const size_t keep_sizes[] = {24, 5000, 100000, 3 * HT_MIB};
     unsigned char *keep[4];
     for (int i = 0; i < 4; i++) {
         keep[i] = hak_alloc(keep_sizes[i]);
         assert_non_null(keep[i]);
-        tu_fill(keep[i], keep_sizes[i], (uint64_t)i + 50);
+        ht_fill(keep[i], keep_sizes[i], (uint64_t)i + 50);
     }
-    hak_stats_t s0 = ti_stats(hak_heap_default()), sp0 = ti_stats(h);
+    hak_stats_t s0 = ht_stats(hak_heap_default()), sp0 = ht_stats(h);
     size_t vm0;
-    ti_statm(&vm0, NULL);
+    ht_statm(&vm0, NULL);
     for (size_t i = 0; i < NHUGE; i++) {
         size_t n = huge_sizes[i];
-        EXPECT_FAIL(hak_alloc(n), ENOMEM, "size %#zx", n);
-        EXPECT_FAIL(hak_calloc(1, n), ENOMEM, "size %#zx", n);
-        EXPECT_FAIL(hak_calloc(n, 1), ENOMEM, "size %#zx", n);
-        EXPECT_FAIL(hak_aligned_alloc(64, n), ENOMEM, "size %#zx", n);
-        EXPECT_FAIL(hak_aligned_alloc(4096, n), ENOMEM, "size %#zx", n);
-        EXPECT_FAIL(hak_aligned_alloc(2 * TI_MIB, n), ENOMEM, "size %#zx", n);
-        EXPECT_FAIL(hak_aligned_alloc(64 * TI_MIB, n), ENOMEM, "size %#zx", n);
-        EXPECT_FAIL(hak_heap_alloc(h, n), ENOMEM, "size %#zx", n);
-        EXPECT_FAIL(hak_heap_calloc(h, 1, n), ENOMEM, "size %#zx", n);
-        EXPECT_FAIL(hak_heap_aligned_alloc(h, 256, n), ENOMEM, "size %#zx", n);
+        HT_EXPECT_FAIL(hak_alloc(n), ENOMEM, "size %#zx", n);
+        HT_EXPECT_FAIL(hak_calloc(1, n), ENOMEM, "size %#zx", n);
+        HT_EXPECT_FAIL(hak_calloc(n, 1), ENOMEM, "size %#zx", n);
+        HT_EXPECT_FAIL(hak_aligned_alloc(64, n), ENOMEM, "size %#zx", n);
+        HT_EXPECT_FAIL(hak_aligned_alloc(4096, n), ENOMEM, "size %#zx", n);
+        HT_EXPECT_FAIL(hak_aligned_alloc(2 * HT_MIB, n), ENOMEM, "size %#zx", n);
+        HT_EXPECT_FAIL(hak_aligned_alloc(64 * HT_MIB, n), ENOMEM, "size %#zx", n);
+        HT_EXPECT_FAIL(hak_heap_alloc(h, n), ENOMEM, "size %#zx", n);
+        HT_EXPECT_FAIL(hak_heap_calloc(h, 1, n), ENOMEM, "size %#zx", n);
+        HT_EXPECT_FAIL(hak_heap_aligned_alloc(h, 256, n), ENOMEM, "size %#zx", n);
         for (int k = 0; k < 4; k++) {
             size_t u = hak_usable_size(keep[k]);
-            EXPECT_FAIL(hak_realloc(keep[k], n), ENOMEM, "realloc(block of %zu, %#zx)", keep_sizes[k], n);
-            EXPECT_FAIL(hak_heap_realloc(h, keep[k], n), ENOMEM, "heap_realloc(block of %zu, %#zx)",
-                        keep_sizes[k], n);
+            HT_EXPECT_FAIL(hak_realloc(keep[k], n), ENOMEM, "realloc(block of %zu, %#zx)", keep_sizes[k], n);
+            HT_EXPECT_FAIL(hak_heap_realloc(h, keep[k], n), ENOMEM, "heap_realloc(block of %zu, %#zx)",
+                           keep_sizes[k], n);
             if (hak_usable_size(keep[k]) != u)
                 fail_msg("failed realloc changed the block's usable size");
         }
@@ -86,10 +65,10 @@ static void test_huge_sizes_enomem(void **state) {
         {(size_t)1 << 40, (size_t)1 << 24},
     };
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
-        EXPECT_FAIL(hak_calloc(pairs[i][0], pairs[i][1]), ENOMEM, "calloc(%#zx, %#zx)", pairs[i][0],
-                    pairs[i][1]);
-        EXPECT_FAIL(hak_heap_calloc(h, pairs[i][0], pairs[i][1]), ENOMEM, "heap_calloc(%#zx, %#zx)",
-                    pairs[i][0], pairs[i][1]);
+        HT_EXPECT_FAIL(hak_calloc(pairs[i][0], pairs[i][1]), ENOMEM, "calloc(%#zx, %#zx)", pairs[i][0],
+                       pairs[i][1]);
+        HT_EXPECT_FAIL(hak_heap_calloc(h, pairs[i][0], pairs[i][1]), ENOMEM, "heap_calloc(%#zx, %#zx)",
+                       pairs[i][0], pairs[i][1]);
     }
     /* zero products are fine */
     void *z = hak_calloc(0, SIZE_MAX);
@@ -100,20 +79,20 @@ static void test_huge_sizes_enomem(void **state) {
     hak_free(z);
     /* alignments that are not powers of two: EINVAL, whatever the size */
     static const size_t bad_align[] = {0,    3,          24,   48,       1000,
-                                       4097, 3 * TI_MIB, PMAX, SIZE_MAX, ((size_t)1 << 63) + 16};
-    static const size_t asz[] = {0, 16, 100000, 3 * TI_MIB, SIZE_MAX};
+                                       4097, 3 * HT_MIB, PMAX, SIZE_MAX, ((size_t)1 << 63) + 16};
+    static const size_t asz[] = {0, 16, 100000, 3 * HT_MIB, SIZE_MAX};
     for (size_t i = 0; i < sizeof bad_align / sizeof bad_align[0]; i++)
         for (size_t j = 0; j < sizeof asz / sizeof asz[0]; j++) {
-            EXPECT_FAIL(hak_aligned_alloc(bad_align[i], asz[j]), EINVAL, "alignment %#zx size %#zx",
-                        bad_align[i], asz[j]);
-            EXPECT_FAIL(hak_heap_aligned_alloc(h, bad_align[i], asz[j]), EINVAL, "alignment %#zx",
-                        bad_align[i]);
+            HT_EXPECT_FAIL(hak_aligned_alloc(bad_align[i], asz[j]), EINVAL, "alignment %#zx size %#zx",
+                           bad_align[i], asz[j]);
+            HT_EXPECT_FAIL(hak_heap_aligned_alloc(h, bad_align[i], asz[j]), EINVAL, "alignment %#zx",
+                           bad_align[i]);
         }
     /* power-of-two alignments too large for the address space: ENOMEM */
     for (unsigned sh = 47; sh <= 63; sh++)
         for (size_t j = 0; j < 4; j++)
-            EXPECT_FAIL(hak_aligned_alloc((size_t)1 << sh, asz[j]), ENOMEM, "alignment 2^%u size %zu", sh,
-                        asz[j]);
+            HT_EXPECT_FAIL(hak_aligned_alloc((size_t)1 << sh, asz[j]), ENOMEM, "alignment 2^%u size %zu", sh,
+                           asz[j]);
     /* a 1 GiB alignment is satisfiable: aligned, writable, freed */
     for (size_t j = 0; j < 4; j++) {
         unsigned char *p = hak_aligned_alloc((size_t)1 << 30, asz[j]);
@@ -125,7 +104,7 @@ static void test_huge_sizes_enomem(void **state) {
         hak_free(p);
     }
     /* nothing leaked, nothing harmed */
-    hak_stats_t s1 = ti_stats(hak_heap_default()), sp1 = ti_stats(h);
+    hak_stats_t s1 = ht_stats(hak_heap_default()), sp1 = ht_stats(h);
     assert_int_equal(s1.live_blocks, s0.live_blocks);
     assert_int_equal(s1.live_bytes, s0.live_bytes);
     assert_int_equal(s1.large_blocks, s0.large_blocks);
@@ -133,11 +112,11 @@ static void test_huge_sizes_enomem(void **state) {
     assert_int_equal(sp1.live_bytes, sp0.live_bytes);
     hak_collect(1);
     size_t vm1;
-    ti_statm(&vm1, NULL);
-    if (vm1 > vm0 + 16 * TI_MIB)
+    ht_statm(&vm1, NULL);
+    if (vm1 > vm0 + 16 * HT_MIB)
         fail_msg("address space grew by %zu MiB over failed calls", (vm1 - vm0) >> 20);
     for (int i = 0; i < 4; i++) {
-        TI_ASSERT_PATTERN(keep[i], 0, keep_sizes[i], (uint64_t)i + 50, "kept block of %zu bytes",
+        HT_ASSERT_PATTERN(keep[i], 0, keep_sizes[i], (uint64_t)i + 50, "kept block of %zu bytes",
                           keep_sizes[i]);
         hak_free(keep[i]);
     }
@@ -149,47 +128,47 @@ static void test_huge_sizes_enomem(void **state) {
  * its mapping (address space only); realloc within the mapping charges or returns the difference. */
 static void test_large_quota_charge(void **state) {
     (void)state;
-    const size_t limit = 3 * TI_MIB;
+    const size_t limit = 3 * HT_MIB;
     hak_heap_options_t o = {limit, "tiers-quota"};
     hak_heap_t *h = hak_heap_create(&o);
     assert_non_null(h);
     /* 2 MiB + 1: charged 2 MiB + 4 KiB, in a 4 MiB mapping that is larger than the whole quota */
-    unsigned char *p = hak_heap_alloc(h, 2 * TI_MIB + 1);
+    unsigned char *p = hak_heap_alloc(h, 2 * HT_MIB + 1);
     if (p == NULL)
         fail_msg("2 MiB + 1 in a 3 MiB heap failed (errno %d): charged for its 4 MiB mapping?", errno);
     hak_large_t *lh = hak_large_of(p, hak_region_kind(p));
     assert_non_null(lh);
-    assert_int_equal(lh->map_size, 2 * TI_CHUNK);
-    assert_int_equal(hak_large_charged(lh), 2 * TI_MIB + TI_PAGE);
-    tu_fill(p, 2 * TI_MIB + 1, 40);
-    hak_stats_t st = ti_stats(h);
+    assert_int_equal(lh->map_size, 2 * HT_CHUNK);
+    assert_int_equal(hak_large_charged(lh), 2 * HT_MIB + HT_PAGE);
+    ht_fill(p, 2 * HT_MIB + 1, 40);
+    hak_stats_t st = ht_stats(h);
     assert_int_equal(st.limit_bytes, limit);
-    assert_int_equal(st.committed_bytes, 2 * TI_MIB + TI_PAGE);
-    assert_int_equal(st.reserved_bytes, 2 * TI_CHUNK);
+    assert_int_equal(st.committed_bytes, 2 * HT_MIB + HT_PAGE);
+    assert_int_equal(st.reserved_bytes, 2 * HT_CHUNK);
     /* 1 MiB - 4 KiB of quota left: a 1 MiB block (charged 1 MiB + 4 KiB) does not fit */
-    EXPECT_FAIL(hak_heap_alloc(h, TI_MIB), ENOMEM, "1 MiB over the quota");
+    HT_EXPECT_FAIL(hak_heap_alloc(h, HT_MIB), ENOMEM, "1 MiB over the quota");
     /* realloc within the mapping up to exactly the limit, then one page over it */
-    unsigned char *q = hak_heap_realloc(h, p, limit - TI_LARGE_HEADER);
+    unsigned char *q = hak_heap_realloc(h, p, limit - HT_LARGE_HEADER);
     assert_ptr_equal(q, p);
-    assert_int_equal(hak_usable_size(p), limit - TI_LARGE_HEADER);
-    assert_int_equal(ti_stats(h).committed_bytes, limit);
-    EXPECT_FAIL(hak_heap_realloc(h, p, limit - TI_LARGE_HEADER + 1), ENOMEM,
-                "realloc one page over the quota");
-    assert_int_equal(hak_usable_size(p), limit - TI_LARGE_HEADER);
-    TI_ASSERT_PATTERN(p, 0, 2 * TI_MIB + 1, 40, "block after a realloc refused by the quota");
+    assert_int_equal(hak_usable_size(p), limit - HT_LARGE_HEADER);
+    assert_int_equal(ht_stats(h).committed_bytes, limit);
+    HT_EXPECT_FAIL(hak_heap_realloc(h, p, limit - HT_LARGE_HEADER + 1), ENOMEM,
+                   "realloc one page over the quota");
+    assert_int_equal(hak_usable_size(p), limit - HT_LARGE_HEADER);
+    HT_ASSERT_PATTERN(p, 0, 2 * HT_MIB + 1, 40, "block after a realloc refused by the quota");
     /* shrinking returns quota: 1 MiB left charged 1 MiB + 4 KiB, so 2 MiB - 4 KiB is free again */
-    q = hak_heap_realloc(h, p, TI_MIB);
+    q = hak_heap_realloc(h, p, HT_MIB);
     assert_ptr_equal(q, p);
-    assert_int_equal(ti_stats(h).committed_bytes, TI_MIB + TI_PAGE);
-    unsigned char *r = hak_heap_alloc(h, 2 * TI_MIB - TI_PAGE - TI_LARGE_HEADER);
+    assert_int_equal(ht_stats(h).committed_bytes, HT_MIB + HT_PAGE);
+    unsigned char *r = hak_heap_alloc(h, 2 * HT_MIB - HT_PAGE - HT_LARGE_HEADER);
     if (r == NULL)
         fail_msg("the quota a shrink gave back cannot be used (errno %d)", errno);
-    assert_int_equal(ti_stats(h).committed_bytes, limit);
-    EXPECT_FAIL(hak_heap_alloc(h, HAK_SLAB_MAX_SIZE + 1), ENOMEM, "large block over a full quota");
-    TI_ASSERT_PATTERN(p, 0, TI_MIB, 40, "block after shrinking");
+    assert_int_equal(ht_stats(h).committed_bytes, limit);
+    HT_EXPECT_FAIL(hak_heap_alloc(h, HAK_SLAB_MAX_SIZE + 1), ENOMEM, "large block over a full quota");
+    HT_ASSERT_PATTERN(p, 0, HT_MIB, 40, "block after shrinking");
     hak_free(r);
     hak_free(p);
-    assert_int_equal(ti_stats(h).committed_bytes, 0);
+    assert_int_equal(ht_stats(h).committed_bytes, 0);
     hak_heap_destroy(h);
 }
 
@@ -212,7 +191,7 @@ static size_t fill_until_enomem(unsigned char **arr, size_t max, size_t n, uint6
                          errno);
             return i;
         }
-        ti_fill_range(p, 0, n, tagbase + i);
+        ht_fill_range(p, 0, n, tagbase + i);
         arr[i] = p;
     }
     fail_msg("%s: %zu allocations of %zu bytes never failed under RLIMIT_AS", what, max, n);
@@ -222,24 +201,24 @@ static size_t fill_until_enomem(unsigned char **arr, size_t max, size_t n, uint6
 static void verify_all(unsigned char **arr, size_t count, size_t n, uint64_t tagbase, const char *what) {
     for (size_t i = 0; i < count; i++)
         if (arr[i])
-            TI_ASSERT_PATTERN(arr[i], 0, n, tagbase + i, "%s block %zu damaged under memory pressure", what,
+            HT_ASSERT_PATTERN(arr[i], 0, n, tagbase + i, "%s block %zu damaged under memory pressure", what,
                               i);
 }
 
 static void child_rlimit(void **state) {
     (void)state;
     /* warm up every tier once so that lazily created metadata exists (as in any running program) */
-    void *w[3] = {hak_alloc(100), hak_alloc(100000), hak_alloc(TI_MIB)};
+    void *w[3] = {hak_alloc(100), hak_alloc(100000), hak_alloc(HT_MIB)};
     for (int i = 0; i < 3; i++) {
         assert_non_null(w[i]);
         hak_free(w[i]);
     }
     hak_collect(1);
     size_t vm;
-    ti_statm(&vm, NULL);
-    struct rlimit rl = {vm + 64 * TI_MIB, vm + 64 * TI_MIB};
+    ht_statm(&vm, NULL);
+    struct rlimit rl = {vm + 64 * HT_MIB, vm + 64 * HT_MIB};
     assert_int_equal(setrlimit(RLIMIT_AS, &rl), 0);
-    const size_t LN = TI_MIB, MN = 64 * TI_KIB, SN = 1000;
+    const size_t LN = HT_MIB, MN = 64 * HT_KIB, SN = 1000;
     /* large blocks until ENOMEM; then give back 6 of them for the small tier to run out in, and 6 more for
      * the mid tier. A 1 MiB block's mapping is one whole 2 MiB chunk (docs/ARCHITECTURE.md), so at most 32
      * fit in 64 MiB of address space; fewer than 28 would mean mappings cost more than their chunks
@@ -259,9 +238,9 @@ static void child_rlimit(void **state) {
     assert_true(ns > 0);
     assert_true(nm > 0);
     /* once full, every tier keeps failing cleanly */
-    EXPECT_FAIL(hak_alloc(4 * TI_MIB), ENOMEM, "large after exhaustion");
-    EXPECT_FAIL(hak_aligned_alloc(4 * TI_MIB, 100), ENOMEM, "far-aligned after exhaustion");
-    EXPECT_FAIL(hak_calloc(1, 8 * TI_MIB), ENOMEM, "calloc after exhaustion");
+    HT_EXPECT_FAIL(hak_alloc(4 * HT_MIB), ENOMEM, "large after exhaustion");
+    HT_EXPECT_FAIL(hak_aligned_alloc(4 * HT_MIB, 100), ENOMEM, "far-aligned after exhaustion");
+    HT_EXPECT_FAIL(hak_calloc(1, 8 * HT_MIB), ENOMEM, "calloc after exhaustion");
     print_message("RLIMIT_AS = VM + 64 MiB: %zu x 1 MiB until ENOMEM; 6 freed: %zu x 1000 B until ENOMEM; 6 "
                   "more freed: "
                   "%zu x 64 KiB until ENOMEM\n",
@@ -270,8 +249,8 @@ static void child_rlimit(void **state) {
     verify_all(rl_mid, nm, MN, 5000, "mid");
     verify_all(rl_small, ns, SN, 20000, "small");
     /* a failing realloc of a live block leaves it intact */
-    EXPECT_FAIL(hak_realloc(rl_large[0], 40 * TI_MIB), ENOMEM, "realloc growth under RLIMIT_AS");
-    TI_ASSERT_PATTERN(rl_large[0], 0, LN, 1000, "block after a failed realloc");
+    HT_EXPECT_FAIL(hak_realloc(rl_large[0], 40 * HT_MIB), ENOMEM, "realloc growth under RLIMIT_AS");
+    HT_ASSERT_PATTERN(rl_large[0], 0, LN, 1000, "block after a failed realloc");
     /* free half of every tier; the same sizes come back without hak_collect */
     size_t freed_large = 0;
     for (size_t i = 0; i < nl; i += 2)
@@ -293,7 +272,7 @@ static void child_rlimit(void **state) {
     hak_free(c);
     /* a bigger block than any freed one: may need the cached mappings returned first (the freed 1 MiB blocks
      * held a 2 MiB chunk each, so this fits in the address space they held) */
-    size_t big = (freed_large - 3) * TI_MIB;
+    size_t big = (freed_large - 3) * HT_MIB;
     errno = 0;
     unsigned char *d = hak_alloc(big);
     int before_collect = d != NULL, err = errno;
@@ -327,7 +306,7 @@ static void child_rlimit(void **state) {
             if (fresh[nf] == NULL)
                 fail_msg("small allocation %zu fails even after hak_collect(1)", nf);
         }
-        ti_fill_range(fresh[nf], 0, 5000, 90000 + nf);
+        ht_fill_range(fresh[nf], 0, 5000, 90000 + nf);
     }
     print_message("after freeing half: %d new-class 5000 B blocks %s\n", NEW_SMALL,
                   collected_at ? "needed hak_collect(1) (ENOMEM before it)"
@@ -356,25 +335,25 @@ static void child_rlimit(void **state) {
      * what the tiers used (<= 40 MiB of the 64), and a block of exactly the whole chunks left fits, while
      * one byte more (one more chunk) fails cleanly. */
     size_t vm_end;
-    ti_statm(&vm_end, NULL);
-    size_t held = vm_end > vm ? vm_end - vm : 0, left = vm + 64 * TI_MIB - vm_end;
+    ht_statm(&vm_end, NULL);
+    size_t held = vm_end > vm ? vm_end - vm : 0, left = vm + 64 * HT_MIB - vm_end;
     print_message("all freed + hak_collect(1): address space %zu KiB above the start (SuperSlabs are kept), "
                   "%zu KiB left under RLIMIT_AS\n",
                   held >> 10, left >> 10);
-    if (held > 40 * TI_MIB)
+    if (held > 40 * HT_MIB)
         fail_msg("%zu MiB of address space still held after freeing everything and hak_collect(1)",
                  held >> 20);
-    size_t chunks = left / TI_CHUNK;
+    size_t chunks = left / HT_CHUNK;
     assert_true(chunks >= 12);
-    EXPECT_FAIL(hak_alloc(chunks * TI_CHUNK - TI_LARGE_HEADER + 1), ENOMEM,
-                "a block one chunk larger than the %zu chunks left", chunks);
-    size_t en = ti_chunks_req(chunks);
+    HT_EXPECT_FAIL(hak_alloc(chunks * HT_CHUNK - HT_LARGE_HEADER + 1), ENOMEM,
+                   "a block one chunk larger than the %zu chunks left", chunks);
+    size_t en = ht_chunks_req(chunks);
     unsigned char *e = hak_alloc(en);
     if (e == NULL)
         fail_msg("a block of the %zu whole chunks left (%zu bytes) fails: errno %d", chunks, en, errno);
     hak_large_t *eh = hak_large_of(e, hak_region_kind(e));
     assert_non_null(eh);
-    assert_int_equal(eh->map_size, chunks * TI_CHUNK);
+    assert_int_equal(eh->map_size, chunks * HT_CHUNK);
     memset(e, 5, en);
     hak_free(e);
     for (int i = 0; i < 1000; i++) {
@@ -386,16 +365,16 @@ static void child_rlimit(void **state) {
 
 static void test_rlimit_as(void **state) {
     (void)state;
-#if HAKMEM_TEST_SANITIZED
+#if HT_SANITIZED
     skip(); /* sanitizer runtimes reserve terabytes of shadow memory: RLIMIT_AS cannot be small */
 #else
-    TI_CHILD_OK("child_rlimit", 60, "HAKMEM_TIERS_CHILD=1");
+    HT_CHILD_OK("child_rlimit", 60, "HAKMEM_TIERS_CHILD=1");
 #endif
 }
 
 int main(int argc, char **argv) {
     const struct CMUnitTest children[] = {cmocka_unit_test(child_rlimit)};
-    int rc = ti_child_main(argc, argv, children, 1);
+    int rc = ht_child_main(argc, argv, children, 1);
     if (rc >= 0)
         return rc;
     const struct CMUnitTest tests[] = {

@@ -1,14 +1,8 @@
 /* realloc through every tier: walks from 1 B to 64 MiB and back by factors of 1.5, +1/-1 steps around the
  * tier and class edges, in-place results for sizes that still fit, mremap growth of large blocks (in place
  * and moved), realloc to 0, and the block's heap kept throughout. Content is checked at every step. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
+#include "hakmem_test.h"
 #include <sys/mman.h>
-#include <cmocka.h>
-
-#include "tiers_util.h"
 
 /* One realloc step of a block whose first `*n` bytes hold the pattern of `tag`: checks the kept content,
  * fills the new part, and checks tier, heap, alignment and usable size. */
@@ -26,37 +20,37 @@ static unsigned char *step(hak_heap_t *heap, unsigned char *p, size_t *n, size_t
         fail_msg("realloc(.., %zu): usable %zu", m, u);
     if (hak_heap_of(q) != owner)
         fail_msg("realloc(%zu -> %zu) changed the block's heap", *n, m);
-    ti_tier_t t = ti_tier_of(q);
+    ht_tier_t t = ht_tier_of(q);
     /* a block that stayed in place may keep a bigger tier's block; a moved one must be in the size's tier */
-    if (q != p && t != ti_expected_tier(m))
-        fail_msg("realloc(%zu -> %zu) moved to tier %s, expected %s", *n, m, ti_tier_names[t],
-                 ti_tier_names[ti_expected_tier(m)]);
+    if (q != p && t != ht_expected_tier(m))
+        fail_msg("realloc(%zu -> %zu) moved to tier %s, expected %s", *n, m, ht_tier_names[t],
+                 ht_tier_names[ht_expected_tier(m)]);
     size_t keep = *n < m ? *n : m;
-    TI_ASSERT_PATTERN(q, 0, keep, tag, "realloc(%zu -> %zu) %s", *n, m, q == p ? "in place" : "moved");
+    HT_ASSERT_PATTERN(q, 0, keep, tag, "realloc(%zu -> %zu) %s", *n, m, q == p ? "in place" : "moved");
     if (m > keep)
-        ti_fill_range(q, keep, m, tag);
+        ht_fill_range(q, keep, m, tag);
     *n = m;
     return q;
 }
 
 static void walk(hak_heap_t *heap) {
     hak_heap_t *owner = heap ? heap : hak_heap_default();
-    hak_stats_t before = ti_stats(owner);
+    hak_stats_t before = ht_stats(owner);
     const uint64_t tag = 0x1234;
     size_t n = 1;
     unsigned char *p = heap ? hak_heap_alloc(heap, 1) : hak_alloc(1);
     assert_non_null(p);
-    ti_fill_range(p, 0, 1, tag);
+    ht_fill_range(p, 0, 1, tag);
     /* up by *1.5 to 64 MiB */
-    for (size_t m = 2; m <= 64 * TI_MIB; m = m + m / 2 + 1)
+    for (size_t m = 2; m <= 64 * HT_MIB; m = m + m / 2 + 1)
         p = step(heap, p, &n, m, tag);
-    p = step(heap, p, &n, 64 * TI_MIB, tag);
+    p = step(heap, p, &n, 64 * HT_MIB, tag);
     /* and back down */
-    for (size_t m = 64 * TI_MIB; m >= 1; m = m * 2 / 3)
+    for (size_t m = 64 * HT_MIB; m >= 1; m = m * 2 / 3)
         p = step(heap, p, &n, m, tag);
     /* +1/-1 around the tier edges, both directions, entering each edge from afar */
-    static const size_t edges[] = {HAK_TINY_MAX_SIZE, HAK_SLAB_MAX_SIZE, 2 * TI_MIB - TI_LARGE_HEADER,
-                                   2 * TI_MIB, 16 * TI_MIB};
+    static const size_t edges[] = {HAK_TINY_MAX_SIZE, HAK_SLAB_MAX_SIZE, 2 * HT_MIB - HT_LARGE_HEADER,
+                                   2 * HT_MIB, 16 * HT_MIB};
     for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++) {
         size_t x = edges[e];
         static const ptrdiff_t seq[] = {-1, 0, 1, 0, -1, 1, -1, 2, -2};
@@ -68,7 +62,7 @@ static void walk(hak_heap_t *heap) {
             p = step(heap, p, &n, (size_t)((ptrdiff_t)x - seq[i]), tag);
     }
     hak_free(p);
-    hak_stats_t after = ti_stats(owner);
+    hak_stats_t after = ht_stats(owner);
     assert_int_equal(after.live_blocks, before.live_blocks);
     assert_int_equal(after.large_blocks, before.large_blocks);
 }
@@ -88,9 +82,9 @@ static void test_realloc_walk_private(void **state) {
     unsigned char *p = hak_heap_alloc(h, 100);
     assert_non_null(p);
     size_t n = 100;
-    ti_fill_range(p, 0, n, 9);
+    ht_fill_range(p, 0, n, 9);
     g_owner = h;
-    static const size_t to[] = {20000, 300000, 5 * TI_MIB, 100, 1};
+    static const size_t to[] = {20000, 300000, 5 * HT_MIB, 100, 1};
     for (size_t i = 0; i < sizeof to / sizeof to[0]; i++) {
         p = step(NULL, p, &n, to[i], 9);
         if (hak_heap_of(p) != h)
@@ -104,12 +98,12 @@ static void test_realloc_walk_private(void **state) {
 /* A new size in the same class (slab tiers), or within the usable size (large), returns p itself. */
 static void test_realloc_same_class_in_place(void **state) {
     (void)state;
-    ti_build_classes();
-    for (unsigned i = 0; i < ti_class_count; i++) {
-        size_t s = ti_classes[i], prev = i ? ti_classes[i - 1] : 0;
+    ht_build_classes();
+    for (unsigned i = 0; i < ht_class_count; i++) {
+        size_t s = ht_classes[i], prev = i ? ht_classes[i - 1] : 0;
         unsigned char *p = hak_alloc(s);
         assert_non_null(p);
-        tu_fill(p, s, s);
+        ht_fill(p, s, s);
         size_t news[] = {s, s - 1, prev + 1, (s + prev) / 2 + 1};
         for (size_t j = 0; j < 4; j++) {
             size_t m = news[j];
@@ -121,16 +115,16 @@ static void test_realloc_same_class_in_place(void **state) {
                          (void *)q);
             assert_int_equal(hak_usable_size(q), s);
         }
-        TI_ASSERT_PATTERN(p, 0, s, s, "class %zu after in-place reallocs", s);
+        HT_ASSERT_PATTERN(p, 0, s, s, "class %zu after in-place reallocs", s);
         hak_free(p);
     }
-    static const size_t large[] = {HAK_SLAB_MAX_SIZE + 1, TI_MIB, 3 * TI_MIB + 7, 40 * TI_MIB};
+    static const size_t large[] = {HAK_SLAB_MAX_SIZE + 1, HT_MIB, 3 * HT_MIB + 7, 40 * HT_MIB};
     for (size_t i = 0; i < sizeof large / sizeof large[0]; i++) {
         size_t n = large[i];
         unsigned char *p = hak_alloc(n);
         assert_non_null(p);
         size_t u = hak_usable_size(p);
-        ti_fill_range(p, 0, 4096, n);
+        ht_fill_range(p, 0, 4096, n);
         size_t news[] = {u, u - 1, n, n - 1, n / 2 + n / 4};
         for (size_t j = 0; j < sizeof news / sizeof news[0]; j++) {
             unsigned char *q = hak_realloc(p, news[j]);
@@ -138,7 +132,7 @@ static void test_realloc_same_class_in_place(void **state) {
                 fail_msg("realloc(hak_alloc(%zu) [usable %zu], %zu) moved the block", n, u, news[j]);
             assert_true(hak_usable_size(q) >= news[j]);
         }
-        TI_ASSERT_PATTERN(p, 0, 4096, n, "large block %zu after in-place reallocs", n);
+        HT_ASSERT_PATTERN(p, 0, 4096, n, "large block %zu after in-place reallocs", n);
         hak_free(p);
     }
 }
@@ -149,19 +143,19 @@ static void test_realloc_large_mremap(void **state) {
     (void)state;
     hak_collect(1);
     const uint64_t tag = 77;
-    size_t n = 3 * TI_MIB;
+    size_t n = 3 * HT_MIB;
     unsigned char *p = hak_alloc(n);
     assert_non_null(p);
-    ti_fill_range(p, 0, n, tag);
+    ht_fill_range(p, 0, n, tag);
     /* grow several times; whatever the kernel does, content is kept */
-    static const size_t grow[] = {5 * TI_MIB, 17 * TI_MIB + 3, 64 * TI_MIB};
+    static const size_t grow[] = {5 * HT_MIB, 17 * HT_MIB + 3, 64 * HT_MIB};
     for (size_t i = 0; i < sizeof grow / sizeof grow[0]; i++)
         p = step(NULL, p, &n, grow[i], tag);
     /* shrink far below: the tail goes back, the content stays */
     size_t u_big = hak_usable_size(p);
-    p = step(NULL, p, &n, 9 * TI_MIB, tag);
+    p = step(NULL, p, &n, 9 * HT_MIB, tag);
     assert_true(hak_usable_size(p) < u_big);
-    assert_true(hak_usable_size(p) < 9 * TI_MIB + TI_PAGE);
+    assert_true(hak_usable_size(p) < 9 * HT_MIB + HT_PAGE);
 
     /* force the move: put a mapping right after the block's mapping (its whole chunks: the block itself ends
      * on the page after its usable size, inside the mapping), with nothing cached that it could merge */
@@ -170,55 +164,55 @@ static void test_realloc_large_mremap(void **state) {
     assert_non_null(h);
     unsigned char *end = h->map_base + h->map_size;
     assert_true(p + hak_usable_size(p) <= end);
-    void *blocker = mmap(end, TI_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    void *blocker = mmap(end, HT_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     int have_blocker = blocker == (void *)end;
     int occupied = blocker == MAP_FAILED && errno == EEXIST; /* something is there already: as good */
     if (blocker != MAP_FAILED && !have_blocker)
-        munmap(blocker, TI_PAGE); /* old kernel: hint ignored */
+        munmap(blocker, HT_PAGE); /* old kernel: hint ignored */
     unsigned char *old = p, *old_base = h->map_base;
     size_t old_map = h->map_size;
-    p = step(NULL, p, &n, 20 * TI_MIB, tag);
+    p = step(NULL, p, &n, 20 * HT_MIB, tag);
     if (have_blocker || occupied) {
         if (p == old)
             fail_msg("realloc grew a large block in place over a mapping (%s)",
                      have_blocker ? "ours" : "existing");
         if (hak_heap_of(old) != NULL)
             fail_msg("old address of a moved large block still owned");
-        if ((uintptr_t)p % 16 || ((uintptr_t)p & (TU_CHUNK - 1)) != TI_LARGE_HEADER)
+        if ((uintptr_t)p % 16 || ((uintptr_t)p & (HT_CHUNK - 1)) != HT_LARGE_HEADER)
             fail_msg("moved large block at %p is not 64 bytes into a 2 MiB-aligned mapping", (void *)p);
         /* moved with mremap, not copied: the old mapping is gone, not freed into the BigCache */
-        hak_bigcache_info_t bc = ti_bc();
-        if (bc.entries != 0 || !ti_unmapped(old_base, old_map))
+        hak_bigcache_info_t bc = ht_bigcache();
+        if (bc.entries != 0 || !ht_unmapped(old_base, old_map))
             fail_msg("moved large block: old mapping %s (%llu cache entries): copied instead of moved?",
-                     ti_unmapped(old_base, old_map) ? "unmapped" : "still mapped",
+                     ht_unmapped(old_base, old_map) ? "unmapped" : "still mapped",
                      (unsigned long long)bc.entries);
         if (have_blocker)
-            munmap(blocker, TI_PAGE);
+            munmap(blocker, HT_PAGE);
     } else {
         print_message("note: could not place a mapping after the block; the move path was not forced\n");
     }
     /* and it is still a normal large block: usable exact, frees cleanly */
-    assert_int_equal((uintptr_t)(p + hak_usable_size(p)) % TI_PAGE, 0);
+    assert_int_equal((uintptr_t)(p + hak_usable_size(p)) % HT_PAGE, 0);
     /* large -> slab and back */
     p = step(NULL, p, &n, 1000, tag);
-    assert_int_equal(ti_tier_of(p), TI_TIER_TINY);
+    assert_int_equal(ht_tier_of(p), HT_TIER_TINY);
     p = step(NULL, p, &n, 100000, tag);
-    assert_int_equal(ti_tier_of(p), TI_TIER_POOL);
-    p = step(NULL, p, &n, 2 * TI_MIB, tag);
-    assert_int_equal(ti_tier_of(p), TI_TIER_LARGE);
+    assert_int_equal(ht_tier_of(p), HT_TIER_POOL);
+    p = step(NULL, p, &n, 2 * HT_MIB, tag);
+    assert_int_equal(ht_tier_of(p), HT_TIER_LARGE);
     hak_free(p);
 }
 
 /* Over-aligned large blocks (LARGE_FAR) cannot use mremap growth: realloc copies, and keeps content. */
 static void test_realloc_far_aligned(void **state) {
     (void)state;
-    unsigned char *p = hak_aligned_alloc(4 * TI_MIB, 3 * TI_MIB);
+    unsigned char *p = hak_aligned_alloc(4 * HT_MIB, 3 * HT_MIB);
     assert_non_null(p);
     assert_int_equal(hak_region_kind(p), HAK_REGION_LARGE_FAR);
-    size_t n = 3 * TI_MIB;
-    ti_fill_range(p, 0, n, 5);
-    p = step(NULL, p, &n, 7 * TI_MIB, 5);
-    p = step(NULL, p, &n, TI_MIB, 5);
+    size_t n = 3 * HT_MIB;
+    ht_fill_range(p, 0, n, 5);
+    p = step(NULL, p, &n, 7 * HT_MIB, 5);
+    p = step(NULL, p, &n, HT_MIB, 5);
     p = step(NULL, p, &n, 200, 5);
     hak_free(p);
 }
@@ -226,8 +220,8 @@ static void test_realloc_far_aligned(void **state) {
 /* realloc(p, 0) returns a freeable non-NULL block and releases p (when it moves). */
 static void test_realloc_zero_every_tier(void **state) {
     (void)state;
-    static const size_t sizes[] = {1, 16, 100, 8192, 8193, 100000, 262144, 262145, 5 * TI_MIB};
-    hak_stats_t before = ti_stats(hak_heap_default());
+    static const size_t sizes[] = {1, 16, 100, 8192, 8193, 100000, 262144, 262145, 5 * HT_MIB};
+    hak_stats_t before = ht_stats(hak_heap_default());
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         unsigned char *p = hak_alloc(sizes[i]);
         assert_non_null(p);
@@ -240,19 +234,19 @@ static void test_realloc_zero_every_tier(void **state) {
         if (q != p && hak_usable_size(q) > 64)
             fail_msg("realloc(hak_alloc(%zu), 0) gave a new block of %zu bytes", sizes[i],
                      hak_usable_size(q));
-        hak_stats_t mid = ti_stats(hak_heap_default());
+        hak_stats_t mid = ht_stats(hak_heap_default());
         if (mid.live_blocks != before.live_blocks + 1)
             fail_msg("realloc(hak_alloc(%zu), 0): %llu live blocks, expected %llu", sizes[i],
                      (unsigned long long)mid.live_blocks, (unsigned long long)before.live_blocks + 1);
         hak_free(q);
     }
-    hak_stats_t after = ti_stats(hak_heap_default());
+    hak_stats_t after = ht_stats(hak_heap_default());
     assert_int_equal(after.live_blocks, before.live_blocks);
     /* realloc(NULL, n) in every tier */
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         unsigned char *p = hak_realloc(NULL, sizes[i]);
         assert_non_null(p);
-        assert_int_equal(ti_tier_of(p), ti_expected_tier(sizes[i]));
+        assert_int_equal(ht_tier_of(p), ht_expected_tier(sizes[i]));
         hak_free(p);
     }
 }

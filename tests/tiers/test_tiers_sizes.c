@@ -2,28 +2,22 @@
  * free. Slab tiers must give exactly the class size; large blocks the request plus header rounded up to a
  * page (exact and tight) in a mapping of whole 2 MiB chunks.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include "tiers_util.h"
+#include "hakmem_test.h"
 
 /* The library's class table against the classes DESIGN.md describes. */
 static void test_class_table_matches_design(void **state) {
     (void)state;
-    ti_build_classes();
-    assert_int_equal(ti_class_count, HAK_CLASS_COUNT);
-    assert_int_equal(ti_classes[HAK_TINY_CLASS_COUNT - 1], HAK_TINY_MAX_SIZE);
-    assert_int_equal(ti_classes[ti_class_count - 1], HAK_SLAB_MAX_SIZE);
-    for (unsigned i = 0; i < ti_class_count; i++) {
-        if (hak_class_size(i) != ti_classes[i])
-            fail_msg("class %u: library says %zu, expected %zu", i, hak_class_size(i), ti_classes[i]);
-        if (hak_size_class(ti_classes[i]) != i)
-            fail_msg("hak_size_class(%zu) != %u", ti_classes[i], i);
-        if (i > 0 && hak_size_class(ti_classes[i - 1] + 1) != i)
-            fail_msg("hak_size_class(%zu) != %u", ti_classes[i - 1] + 1, i);
+    ht_build_classes();
+    assert_int_equal(ht_class_count, HAK_CLASS_COUNT);
+    assert_int_equal(ht_classes[HAK_TINY_CLASS_COUNT - 1], HAK_TINY_MAX_SIZE);
+    assert_int_equal(ht_classes[ht_class_count - 1], HAK_SLAB_MAX_SIZE);
+    for (unsigned i = 0; i < ht_class_count; i++) {
+        if (hak_class_size(i) != ht_classes[i])
+            fail_msg("class %u: library says %zu, expected %zu", i, hak_class_size(i), ht_classes[i]);
+        if (hak_size_class(ht_classes[i]) != i)
+            fail_msg("hak_size_class(%zu) != %u", ht_classes[i], i);
+        if (i > 0 && hak_size_class(ht_classes[i - 1] + 1) != i)
+            fail_msg("hak_size_class(%zu) != %u", ht_classes[i - 1] + 1, i);
     }
 }
 
@@ -34,34 +28,34 @@ static void *check_slab_alloc(size_t n, uint64_t tag) {
         fail_msg("hak_alloc(%zu) returned NULL", n);
     if ((uintptr_t)p % 16)
         fail_msg("hak_alloc(%zu) = %p: not 16-byte aligned", n, p);
-    size_t want = ti_expected_class(n);
+    size_t want = ht_expected_class(n);
     size_t u = hak_usable_size(p);
     if (u != want)
         fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu, expected the class size %zu", n, u, want);
-    ti_tier_t t = ti_tier_of(p), et = ti_expected_tier(n);
+    ht_tier_t t = ht_tier_of(p), et = ht_expected_tier(n);
     if (t != et)
-        fail_msg("hak_alloc(%zu): tier %s, expected %s", n, ti_tier_names[t], ti_tier_names[et]);
-    hak_slab_t *s = hak_slab_of(hak_ss_of(p), p);
-    if (s->block_size != want || s->span_slabs == 0)
-        fail_msg("hak_alloc(%zu): span descriptor says block %u, %u slabs", n, s->block_size, s->span_slabs);
+        fail_msg("hak_alloc(%zu): tier %s, expected %s", n, ht_tier_names[t], ht_tier_names[et]);
+    ht_span_info_t s = ht_span_info(p);
+    if (s.block_size != want || s.span_slabs == 0)
+        fail_msg("hak_alloc(%zu): span descriptor says block %u, %u slabs", n, s.block_size, s.span_slabs);
     if (hak_heap_of(p) != hak_heap_default())
         fail_msg("hak_alloc(%zu): hak_heap_of is not the default heap", n);
-    tu_fill(p, u, tag);
+    ht_fill(p, u, tag);
     return p;
 }
 
 static void test_slab_class_edges(void **state) {
     (void)state;
-    ti_build_classes();
-    hak_stats_t before = ti_stats(hak_heap_default());
+    ht_build_classes();
+    hak_stats_t before = ht_stats(hak_heap_default());
     /* request sizes: 0, 1, and for every class S (previous class P): P+1, S-1, S, S+1 */
-    enum { MAXN = 4 * TI_MAX_CLASSES + 2 };
+    enum { MAXN = 4 * HT_MAX_CLASSES + 2 };
     size_t sizes[MAXN];
     size_t ns = 0;
     sizes[ns++] = 0;
     sizes[ns++] = 1;
-    for (unsigned i = 0; i < ti_class_count; i++) {
-        size_t s = ti_classes[i], prev = i ? ti_classes[i - 1] : 0;
+    for (unsigned i = 0; i < ht_class_count; i++) {
+        size_t s = ht_classes[i], prev = i ? ht_classes[i - 1] : 0;
         sizes[ns++] = prev + 1;
         sizes[ns++] = s - 1;
         sizes[ns++] = s;
@@ -79,10 +73,10 @@ static void test_slab_class_edges(void **state) {
         for (int k = 0; k < K; k++) {
             void *p = blocks[i][k];
             size_t u = hak_usable_size(p);
-            TI_ASSERT_PATTERN(p, 0, u, i * K + (size_t)k, "block of %zu bytes overwritten", sizes[i]);
+            HT_ASSERT_PATTERN(p, 0, u, i * K + (size_t)k, "block of %zu bytes overwritten", sizes[i]);
             hak_free(p);
         }
-    hak_stats_t after = ti_stats(hak_heap_default());
+    hak_stats_t after = ht_stats(hak_heap_default());
     assert_int_equal(after.live_blocks, before.live_blocks);
     assert_int_equal(after.live_bytes, before.live_bytes);
 }
@@ -96,10 +90,10 @@ static int cmp_size(const void *a, const void *b) {
 
 static size_t large_sizes(size_t *out, size_t cap) {
     size_t n = 0;
-    for (size_t base = 256 * TI_KIB; base <= 64 * TI_MIB; base *= 2) {
+    for (size_t base = 256 * HT_KIB; base <= 64 * HT_MIB; base *= 2) {
         size_t m[4] = {base, base + base / 4, base + base / 2, base + 3 * base / 4};
         for (int j = 0; j < 4; j++) {
-            if (m[j] > 64 * TI_MIB)
+            if (m[j] > 64 * HT_MIB)
                 continue;
             for (int d = -1; d <= 1; d++) {
                 size_t s = m[j] + (size_t)(ptrdiff_t)d;
@@ -111,7 +105,7 @@ static size_t large_sizes(size_t *out, size_t cap) {
     static const size_t pages[] = {65, 66, 127, 128, 129, 512, 513, 1024, 4096, 16384};
     for (size_t j = 0; j < sizeof pages / sizeof pages[0]; j++)
         for (int d = -1; d <= 1; d++) {
-            size_t s = pages[j] * TI_PAGE - TI_LARGE_HEADER + (size_t)(ptrdiff_t)d;
+            size_t s = pages[j] * HT_PAGE - HT_LARGE_HEADER + (size_t)(ptrdiff_t)d;
             if (s > HAK_SLAB_MAX_SIZE && n < cap)
                 out[n++] = s;
         }
@@ -132,54 +126,54 @@ static void check_large(const unsigned char *p, size_t n) {
     unsigned kind = hak_region_kind(p);
     if (kind != HAK_REGION_LARGE)
         fail_msg("hak_alloc(%zu): region kind %u, expected LARGE", n, kind);
-    if (ti_tier_of(p) != TI_TIER_LARGE)
+    if (ht_tier_of(p) != HT_TIER_LARGE)
         fail_msg("hak_alloc(%zu): not in the large tier", n);
     if (hak_heap_of(p) != hak_heap_default())
         fail_msg("hak_alloc(%zu): heap_of is not the default", n);
-    size_t u = hak_usable_size(p), tight = ti_large_usable(n);
+    size_t u = hak_usable_size(p), tight = ht_large_usable(n);
     if (u != tight)
         fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu, expected exactly %zu", n, u, tight);
-    if ((uintptr_t)(p + u) % TI_PAGE)
+    if ((uintptr_t)(p + u) % HT_PAGE)
         fail_msg("hak_alloc(%zu): block end %p not a page end", n, (const void *)(p + u));
     hak_large_t *h = hak_large_of(p, kind);
     if (h == NULL)
         fail_msg("hak_alloc(%zu): no large header", n);
-    if (h->map_base != p - TI_LARGE_HEADER || (uintptr_t)h->map_base % TU_CHUNK)
+    if (h->map_base != p - HT_LARGE_HEADER || (uintptr_t)h->map_base % HT_CHUNK)
         fail_msg("hak_alloc(%zu): mapping base %p, expected the 2 MiB-aligned %p", n, (void *)h->map_base,
-                 (const void *)(p - TI_LARGE_HEADER));
+                 (const void *)(p - HT_LARGE_HEADER));
     if (h->usable != u || h->block != p)
         fail_msg("hak_alloc(%zu): header says block %p usable %zu", n, (void *)h->block, h->usable);
-    if (h->map_size != ti_large_map(n))
+    if (h->map_size != ht_large_map(n))
         fail_msg("hak_alloc(%zu): mapping of %zu bytes, expected %zu (whole chunks)", n, h->map_size,
-                 ti_large_map(n));
-    if (hak_large_charged(h) != TI_LARGE_HEADER + u)
+                 ht_large_map(n));
+    if (hak_large_charged(h) != HT_LARGE_HEADER + u)
         fail_msg("hak_alloc(%zu): charged %zu, expected header + usable = %zu", n, hak_large_charged(h),
-                 TI_LARGE_HEADER + u);
+                 HT_LARGE_HEADER + u);
 }
 
 static void test_large_edges(void **state) {
     (void)state;
     static size_t sizes[256];
     size_t ns = large_sizes(sizes, 250);
-    hak_stats_t before = ti_stats(hak_heap_default());
+    hak_stats_t before = ht_stats(hak_heap_default());
     uint64_t hits = 0;
     /* Ascending order: each block reuses (splits or grows) the previous one's cached mapping, so the pages
      * written stay resident and the test does not pay a page fault per page per size. */
     for (size_t i = 0; i < ns; i++) {
         size_t n = sizes[i];
-        hak_bigcache_info_t bc0 = ti_bc();
+        hak_bigcache_info_t bc0 = ht_bigcache();
         unsigned char *p = hak_alloc(n);
-        hak_bigcache_info_t bc1 = ti_bc();
+        hak_bigcache_info_t bc1 = ht_bigcache();
         hits += bc1.hits - bc0.hits;
         check_large(p, n);
         size_t u = hak_usable_size(p);
         /* while it is live: statistics count usable bytes, the mapping as reserved, header + usable as
          * committed (the chunk rounding is address space only) */
-        hak_stats_t st = ti_stats(hak_heap_default());
+        hak_stats_t st = ht_stats(hak_heap_default());
         if (st.large_blocks != before.large_blocks + 1 || st.large_bytes != before.large_bytes + u ||
             st.live_bytes != before.live_bytes + u ||
-            st.reserved_bytes != before.reserved_bytes + ti_large_map(n) ||
-            st.committed_bytes != before.committed_bytes + TI_LARGE_HEADER + u)
+            st.reserved_bytes != before.reserved_bytes + ht_large_map(n) ||
+            st.committed_bytes != before.committed_bytes + HT_LARGE_HEADER + u)
             fail_msg(
                 "hak_alloc(%zu): stats moved by %llu blocks, %llu large / %llu live / %llu reserved / %llu "
                 "committed bytes; expected 1, %zu, %zu, %zu, %zu",
@@ -187,11 +181,11 @@ static void test_large_edges(void **state) {
                 (unsigned long long)(st.large_bytes - before.large_bytes),
                 (unsigned long long)(st.live_bytes - before.live_bytes),
                 (unsigned long long)(st.reserved_bytes - before.reserved_bytes),
-                (unsigned long long)(st.committed_bytes - before.committed_bytes), u, u, ti_large_map(n),
-                TI_LARGE_HEADER + u);
+                (unsigned long long)(st.committed_bytes - before.committed_bytes), u, u, ht_large_map(n),
+                HT_LARGE_HEADER + u);
         /* writable in full, exactly up to the usable size */
-        tu_fill(p, u, n);
-        TI_ASSERT_PATTERN(p, 0, u, n, "large block of %zu bytes", n);
+        ht_fill(p, u, n);
+        HT_ASSERT_PATTERN(p, 0, u, n, "large block of %zu bytes", n);
         hak_free(p);
         /* freed: no longer a block; its mapping is cached (the default bound of 256 MiB holds it) */
         if (hak_region_kind(p) != HAK_REGION_CACHED)
@@ -203,20 +197,20 @@ static void test_large_edges(void **state) {
     if (hits + 1 < ns)
         fail_msg("only %llu of %zu ascending large allocations reused the BigCache", (unsigned long long)hits,
                  ns);
-    hak_stats_t after = ti_stats(hak_heap_default());
+    hak_stats_t after = ht_stats(hak_heap_default());
     assert_int_equal(after.live_blocks, before.live_blocks);
     assert_int_equal(after.large_blocks, before.large_blocks);
     /* fresh mappings: the same checks with an empty cache, including the chunk edges */
-    static const size_t fresh[] = {HAK_SLAB_MAX_SIZE + 1, TI_MIB - 64,      TI_MIB - 63,
-                                   2 * TI_MIB - 64,       2 * TI_MIB - 63,  2 * TI_MIB + 1,
-                                   5 * TI_MIB + 3,        64 * TI_MIB - 64, 64 * TI_MIB - 63};
+    static const size_t fresh[] = {HAK_SLAB_MAX_SIZE + 1, HT_MIB - 64,      HT_MIB - 63,
+                                   2 * HT_MIB - 64,       2 * HT_MIB - 63,  2 * HT_MIB + 1,
+                                   5 * HT_MIB + 3,        64 * HT_MIB - 64, 64 * HT_MIB - 63};
     for (size_t i = 0; i < sizeof fresh / sizeof fresh[0]; i++) {
         hak_collect(1);
         size_t n = fresh[i];
-        hak_bigcache_info_t bc0 = ti_bc();
+        hak_bigcache_info_t bc0 = ht_bigcache();
         unsigned char *p = hak_alloc(n);
         check_large(p, n);
-        if (ti_bc().hits != bc0.hits)
+        if (ht_bigcache().hits != bc0.hits)
             fail_msg("hak_alloc(%zu) hit an empty BigCache", n);
         size_t u = hak_usable_size(p);
         p[u - 1] = 0x5a; /* the very last usable byte */
@@ -224,8 +218,8 @@ static void test_large_edges(void **state) {
         assert_int_equal(p[u - 1], 0x5a);
         hak_free(p);
     }
-    assert_int_equal(ti_large_map(2 * TI_MIB - 64), TU_CHUNK);
-    assert_int_equal(ti_large_map(2 * TI_MIB - 63), 2 * TU_CHUNK);
+    assert_int_equal(ht_large_map(2 * HT_MIB - 64), HT_CHUNK);
+    assert_int_equal(ht_large_map(2 * HT_MIB - 63), 2 * HT_CHUNK);
     hak_collect(1);
 }
 
@@ -233,7 +227,7 @@ static void test_large_edges(void **state) {
 static void test_calloc_edges(void **state) {
     (void)state;
     static const size_t sizes[] = {1,     16,     17,     8191,   8192,   8193,
-                                   65536, 262143, 262144, 262145, TI_MIB, 3 * TI_MIB + 1};
+                                   65536, 262143, 262144, 262145, HT_MIB, 3 * HT_MIB + 1};
     for (int round = 0; round < 2; round++)
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
             size_t n = sizes[i];
@@ -245,9 +239,9 @@ static void test_calloc_edges(void **state) {
             unsigned char *p = hak_calloc(1, n);
             if (p == NULL)
                 fail_msg("hak_calloc(1, %zu) returned NULL", n);
-            if (ti_tier_of(p) != ti_expected_tier(n))
+            if (ht_tier_of(p) != ht_expected_tier(n))
                 fail_msg("hak_calloc(1, %zu): wrong tier", n);
-            if (!tu_all_equal(p, n, 0))
+            if (!ht_all_equal(p, n, 0))
                 fail_msg("hak_calloc(1, %zu) (reused: %d) is not zeroed", n, p == d);
             hak_free(p);
         }

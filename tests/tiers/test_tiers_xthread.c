@@ -1,44 +1,12 @@
 /* Cross-thread use of every tier: blocks of tiny, pool and large sizes (plain and aligned) freed and
  * realloc'd by threads that did not allocate them, blocks outliving the thread that allocated them, and
  * several threads using the BigCache at once while another collects. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
+#include "hakmem_test.h"
 #include <pthread.h>
 #include <stdatomic.h>
-#include <cmocka.h>
 
-#include "tiers_util.h"
-
-/* A block carries its size and tag in its first 16 bytes, and the tag's pattern in the rest of its first and
- * last 2 KiB. */
-static void mark(unsigned char *p, size_t n, uint64_t tag) {
-    uint64_t sz = n;
-    memcpy(p, &sz, 8);
-    memcpy(p + 8, &tag, 8);
-    size_t head = n < 2048 ? n : 2048;
-    ti_fill_range(p, 16, head, tag);
-    if (n > 4096)
-        ti_fill_range(p, n - 2048, n, tag);
-}
-
-/* Returns the first damaged offset or (size_t)-1; *n_out receives the stored size. */
-static size_t check_mark(const unsigned char *p, size_t *n_out, uint64_t *tag_out) {
-    uint64_t sz, tag;
-    memcpy(&sz, p, 8);
-    memcpy(&tag, p + 8, 8);
-    *n_out = (size_t)sz;
-    *tag_out = tag;
-    size_t head = sz < 2048 ? (size_t)sz : 2048;
-    size_t bad = ti_check_range(p, 16, head, tag);
-    if (bad == (size_t)-1 && sz > 4096)
-        bad = ti_check_range(p, (size_t)sz - 2048, (size_t)sz, tag);
-    return bad;
-}
-
-static size_t pick_size(tu_rng_t *r) {
-    uint64_t x = tu_next(r);
+static size_t pick_size(ht_rng_t *r) {
+    uint64_t x = ht_next(r);
     switch (x % 8) {
     case 0:
     case 1:
@@ -50,7 +18,7 @@ static size_t pick_size(tu_rng_t *r) {
     case 5:
         return 8193 + (size_t)((x >> 8) % (HAK_SLAB_MAX_SIZE - 8192)); /* pool */
     case 6:
-        return HAK_SLAB_MAX_SIZE + 1 + (size_t)((x >> 8) % (2 * TI_MIB)); /* large */
+        return HAK_SLAB_MAX_SIZE + 1 + (size_t)((x >> 8) % (2 * HT_MIB)); /* large */
     default:
         return (size_t)1 << (4 + (x >> 8) % 15); /* edges */
     }
@@ -63,24 +31,19 @@ static atomic_int producers_done;
 static atomic_ullong consumed, consumer_reallocs;
 static atomic_int failures;
 
-#define TFAIL(...)                                                                                           \
-    do {                                                                                                     \
-        fprintf(stderr, __VA_ARGS__);                                                                        \
-        fputc('\n', stderr);                                                                                 \
-        atomic_fetch_add(&failures, 1);                                                                      \
-    } while (0)
+#define TFAIL(...) HT_THREAD_FAIL(failures, __VA_ARGS__)
 
-static int items_per_producer(void) { return 20000 / HAKMEM_TEST_SLOWDOWN; }
+static int items_per_producer(void) { return 20000 / HT_SLOWDOWN; }
 
 static void *producer(void *arg) {
-    tu_rng_t r;
-    tu_seed(&r, (uint64_t)(uintptr_t)arg);
+    ht_rng_t r;
+    ht_seed(&r, (uint64_t)(uintptr_t)arg);
     int items = items_per_producer();
     for (int i = 0; i < items; i++) {
         size_t n = pick_size(&r);
         unsigned char *p;
         if (i % 5 == 0) {
-            size_t a = (size_t)32 << (tu_next(&r) % 8); /* 32 .. 4096 */
+            size_t a = (size_t)32 << (ht_next(&r) % 8); /* 32 .. 4096 */
             p = hak_aligned_alloc(a, n);
             if (p && (uintptr_t)p % a)
                 TFAIL("aligned_alloc(%zu, %zu) misaligned", a, n);
@@ -91,8 +54,8 @@ static void *producer(void *arg) {
             TFAIL("allocation of %zu failed", n);
             break;
         }
-        mark(p, n, tu_next(&r) | 1);
-        size_t slot = (size_t)(tu_next(&r) % RING);
+        ht_mark(p, n, ht_next(&r) | 1);
+        size_t slot = (size_t)(ht_next(&r) % RING);
         for (;;) {
             unsigned char *expected = NULL;
             if (atomic_compare_exchange_weak(&ring[slot], &expected, p))
@@ -108,8 +71,8 @@ static void *producer(void *arg) {
 
 static void *consumer(void *arg) {
     int nproducers = (int)(intptr_t)arg;
-    tu_rng_t r;
-    tu_seed(&r, 4242);
+    ht_rng_t r;
+    ht_seed(&r, 4242);
     for (;;) {
         int done = atomic_load(&producers_done) == nproducers;
         int got = 0;
@@ -120,14 +83,14 @@ static void *consumer(void *arg) {
             got = 1;
             size_t n;
             uint64_t tag;
-            size_t bad = check_mark(p, &n, &tag);
+            size_t bad = ht_check_mark(p, &n, &tag);
             if (bad != (size_t)-1)
                 TFAIL("block %p (%zu bytes) damaged at %zu when received", (void *)p, n, bad);
             if (hak_usable_size(p) < n)
                 TFAIL("block %p: usable %zu < %zu", (void *)p, hak_usable_size(p), n);
             if (hak_heap_of(p) != hak_heap_default())
                 TFAIL("block %p: wrong heap", (void *)p);
-            if (tu_next(&r) % 4 == 0) { /* realloc a block this thread did not allocate, to another tier */
+            if (ht_next(&r) % 4 == 0) { /* realloc a block this thread did not allocate, to another tier */
                 size_t m = pick_size(&r);
                 if (m < 16)
                     m = 16;
@@ -138,9 +101,9 @@ static void *consumer(void *arg) {
                 }
                 size_t keep = (n < m ? n : m);
                 size_t head = keep < 2048 ? keep : 2048;
-                if (memcmp(q, &(uint64_t){n}, 8) != 0 || ti_check_range(q, 16, head, tag) != (size_t)-1)
+                if (memcmp(q, &(uint64_t){n}, 8) != 0 || ht_check_range(q, 16, head, tag) != (size_t)-1)
                     TFAIL("realloc(%zu -> %zu) by another thread lost content", n, m);
-                mark(q, m, tag);
+                ht_mark(q, m, tag);
                 p = q;
                 atomic_fetch_add(&consumer_reallocs, 1);
             }
@@ -158,7 +121,7 @@ static void *consumer(void *arg) {
 static void test_xthread_producer_consumer(void **state) {
     (void)state;
     hak_collect(0);
-    hak_stats_t s0 = ti_stats(hak_heap_default());
+    hak_stats_t s0 = ht_stats(hak_heap_default());
     enum { P = 2 };
     pthread_t pt[P], ct;
     atomic_store(&producers_done, 0);
@@ -176,7 +139,7 @@ static void test_xthread_producer_consumer(void **state) {
     assert_true(atomic_load(&consumer_reallocs) > 0);
     /* every block came back: the threads have exited, their SuperSlabs settled by the stats walk */
     hak_collect(0);
-    hak_stats_t s1 = ti_stats(hak_heap_default());
+    hak_stats_t s1 = ht_stats(hak_heap_default());
     if (s1.live_blocks != s0.live_blocks || s1.large_blocks != s0.large_blocks)
         fail_msg("after all frees: %llu live blocks (%llu large), expected %llu (%llu)",
                  (unsigned long long)s1.live_blocks, (unsigned long long)s1.large_blocks,
@@ -189,8 +152,8 @@ static unsigned char *orphans[ORPHANS];
 
 static void *orphan_maker(void *arg) {
     hak_heap_t *heap = arg;
-    tu_rng_t r;
-    tu_seed(&r, 555);
+    ht_rng_t r;
+    ht_seed(&r, 555);
     for (int i = 0; i < ORPHANS; i++) {
         size_t n = pick_size(&r);
         orphans[i] = heap ? hak_heap_alloc(heap, n) : hak_alloc(n);
@@ -198,26 +161,26 @@ static void *orphan_maker(void *arg) {
             TFAIL("orphan allocation failed");
             return NULL;
         }
-        mark(orphans[i], n, (uint64_t)i * 7 + 1);
+        ht_mark(orphans[i], n, (uint64_t)i * 7 + 1);
     }
     return NULL;
 }
 
 static void run_orphans(hak_heap_t *heap) {
     hak_heap_t *owner = heap ? heap : hak_heap_default();
-    hak_stats_t s0 = ti_stats(owner);
+    hak_stats_t s0 = ht_stats(owner);
     atomic_store(&failures, 0);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, orphan_maker, heap), 0);
     pthread_join(t, NULL); /* the allocating thread is gone */
     assert_int_equal(atomic_load(&failures), 0);
-    hak_stats_t s1 = ti_stats(owner);
+    hak_stats_t s1 = ht_stats(owner);
     assert_int_equal(s1.live_blocks, s0.live_blocks + ORPHANS);
     /* free the even ones here, realloc the odd ones (to other tiers) first */
     for (int i = 0; i < ORPHANS; i++) {
         size_t n;
         uint64_t tag;
-        size_t bad = check_mark(orphans[i], &n, &tag);
+        size_t bad = ht_check_mark(orphans[i], &n, &tag);
         if (bad != (size_t)-1)
             fail_msg("orphan %d (%zu bytes) damaged at %zu after its thread exited", i, n, bad);
         if (hak_heap_of(orphans[i]) != owner)
@@ -228,7 +191,7 @@ static void run_orphans(hak_heap_t *heap) {
             assert_non_null(q);
             if (hak_heap_of(q) != owner)
                 fail_msg("orphan %d: realloc changed the heap", i);
-            assert_int_equal(ti_check_range(q, 16, (n < m ? n : m) < 2048 ? (n < m ? n : m) : 2048, tag),
+            assert_int_equal(ht_check_range(q, 16, (n < m ? n : m) < 2048 ? (n < m ? n : m) : 2048, tag),
                              (size_t)-1);
             hak_free(q);
         } else {
@@ -236,7 +199,7 @@ static void run_orphans(hak_heap_t *heap) {
         }
     }
     hak_collect(0);
-    hak_stats_t s2 = ti_stats(owner);
+    hak_stats_t s2 = ht_stats(owner);
     assert_int_equal(s2.live_blocks, s0.live_blocks);
     assert_int_equal(s2.large_blocks, s0.large_blocks);
     /* a new thread can allocate every tier again (adopting what the first one left) */
@@ -265,37 +228,37 @@ static void test_xthread_orphans_private(void **state) {
 static atomic_int bc_stop;
 
 static void *large_churn(void *arg) {
-    tu_rng_t r;
-    tu_seed(&r, (uint64_t)(uintptr_t)arg * 977);
+    ht_rng_t r;
+    ht_seed(&r, (uint64_t)(uintptr_t)arg * 977);
     enum { L = 6 };
     unsigned char *live[L] = {0};
-    int iters = 4000 / HAKMEM_TEST_SLOWDOWN;
+    int iters = 4000 / HT_SLOWDOWN;
     for (int it = 0; it < iters; it++) {
-        size_t k = (size_t)(tu_next(&r) % L);
+        size_t k = (size_t)(ht_next(&r) % L);
         if (live[k]) {
             size_t n;
             uint64_t tag;
-            size_t bad = check_mark(live[k], &n, &tag);
+            size_t bad = ht_check_mark(live[k], &n, &tag);
             if (bad != (size_t)-1)
                 TFAIL("large block %p (%zu) damaged at %zu", (void *)live[k], n, bad);
-            if (tu_next(&r) % 3 == 0) {
-                size_t m = HAK_SLAB_MAX_SIZE + 1 + (size_t)(tu_next(&r) % (6 * TI_MIB));
+            if (ht_next(&r) % 3 == 0) {
+                size_t m = HAK_SLAB_MAX_SIZE + 1 + (size_t)(ht_next(&r) % (6 * HT_MIB));
                 unsigned char *q = hak_realloc(live[k], m);
                 if (!q) {
                     TFAIL("large realloc failed");
                     continue;
                 }
                 size_t keep = n < m ? n : m;
-                if (ti_check_range(q, 16, keep < 2048 ? keep : 2048, tag) != (size_t)-1)
+                if (ht_check_range(q, 16, keep < 2048 ? keep : 2048, tag) != (size_t)-1)
                     TFAIL("large realloc lost content");
-                mark(q, m, tag);
+                ht_mark(q, m, tag);
                 live[k] = q;
                 continue;
             }
             hak_free(live[k]);
             live[k] = NULL;
         } else {
-            size_t n = HAK_SLAB_MAX_SIZE + 1 + (size_t)(tu_next(&r) % (4 * TI_MIB));
+            size_t n = HAK_SLAB_MAX_SIZE + 1 + (size_t)(ht_next(&r) % (4 * HT_MIB));
             live[k] = hak_alloc(n);
             if (!live[k]) {
                 TFAIL("large alloc failed");
@@ -303,7 +266,7 @@ static void *large_churn(void *arg) {
             }
             if (hak_usable_size(live[k]) < n)
                 TFAIL("large usable below request");
-            mark(live[k], n, tu_next(&r) | 1);
+            ht_mark(live[k], n, ht_next(&r) | 1);
         }
     }
     for (int k = 0; k < L; k++)
@@ -316,7 +279,7 @@ static void *collector(void *arg) {
     unsigned i = 0;
     while (!atomic_load(&bc_stop)) {
         hak_collect((i++ % 8) == 0);
-        hak_bigcache_info_t b = ti_bc();
+        hak_bigcache_info_t b = ht_bigcache();
         if (b.bytes > (size_t)256 << 20)
             TFAIL("BigCache over its default bound");
         /* statistics walk the large-block lists while other threads allocate, realloc and free */
@@ -327,7 +290,7 @@ static void *collector(void *arg) {
             TFAIL("hak_heap_stats failed");
         if (st.large_bytes < st.large_blocks * HAK_SLAB_MAX_SIZE)
             TFAIL("large_bytes below large_blocks * 256 KiB");
-        ti_sleep_ms(2);
+        ht_sleep_ms(2);
     }
     return NULL;
 }
@@ -336,7 +299,7 @@ static void test_xthread_bigcache_concurrent(void **state) {
     (void)state;
     atomic_store(&failures, 0);
     atomic_store(&bc_stop, 0);
-    hak_stats_t s0 = ti_stats(hak_heap_default());
+    hak_stats_t s0 = ht_stats(hak_heap_default());
     enum { T = 3 };
     pthread_t t[T], c;
     assert_int_equal(pthread_create(&c, NULL, collector, NULL), 0);
@@ -347,10 +310,10 @@ static void test_xthread_bigcache_concurrent(void **state) {
     atomic_store(&bc_stop, 1);
     pthread_join(c, NULL);
     assert_int_equal(atomic_load(&failures), 0);
-    hak_stats_t s1 = ti_stats(hak_heap_default());
+    hak_stats_t s1 = ht_stats(hak_heap_default());
     assert_int_equal(s1.large_blocks, s0.large_blocks);
     hak_collect(1);
-    hak_bigcache_info_t b = ti_bc();
+    hak_bigcache_info_t b = ht_bigcache();
     assert_int_equal(b.entries, 0);
     assert_int_equal(b.bytes, 0);
 }
