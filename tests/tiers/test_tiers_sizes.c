@@ -1,85 +1,6 @@
-/* Every size class boundary from 1 B to 64 MiB: usable size, alignment, full writability, owning tier, clean
- * free. Slab tiers must give exactly the class size; large blocks the request plus header rounded up to a
- * page (exact and tight) in a mapping of whole 2 MiB chunks.
- */
+/* Large blocks at every size edge from 256 KiB to 64 MiB, and calloc at the tier edges (the slab-served
+ * sizes are tested in tiny/test_slab_sizes.c). */
 #include "hakmem_test.h"
-
-/* The library's class table against the classes DESIGN.md describes. */
-static void test_class_table_matches_design(void **state) {
-    (void)state;
-    ht_build_classes();
-    assert_int_equal(ht_class_count, HAK_CLASS_COUNT);
-    assert_int_equal(ht_classes[HAK_TINY_CLASS_COUNT - 1], HAK_TINY_MAX_SIZE);
-    assert_int_equal(ht_classes[ht_class_count - 1], HAK_SLAB_MAX_SIZE);
-    for (unsigned i = 0; i < ht_class_count; i++) {
-        if (hak_class_size(i) != ht_classes[i])
-            fail_msg("class %u: library says %zu, expected %zu", i, hak_class_size(i), ht_classes[i]);
-        if (hak_size_class(ht_classes[i]) != i)
-            fail_msg("hak_size_class(%zu) != %u", ht_classes[i], i);
-        if (i > 0 && hak_size_class(ht_classes[i - 1] + 1) != i)
-            fail_msg("hak_size_class(%zu) != %u", ht_classes[i - 1] + 1, i);
-    }
-}
-
-/* Allocates n bytes and checks everything test 1 asks for; returns the block (still live). */
-static void *check_slab_alloc(size_t n, uint64_t tag) {
-    void *p = hak_alloc(n);
-    if (p == NULL)
-        fail_msg("hak_alloc(%zu) returned NULL", n);
-    if ((uintptr_t)p % 16)
-        fail_msg("hak_alloc(%zu) = %p: not 16-byte aligned", n, p);
-    size_t want = ht_expected_class(n);
-    size_t u = hak_usable_size(p);
-    if (u != want)
-        fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu, expected the class size %zu", n, u, want);
-    ht_tier_t t = ht_tier_of(p), et = ht_expected_tier(n);
-    if (t != et)
-        fail_msg("hak_alloc(%zu): tier %s, expected %s", n, ht_tier_names[t], ht_tier_names[et]);
-    ht_span_info_t s = ht_span_info(p);
-    if (s.block_size != want || s.span_slabs == 0)
-        fail_msg("hak_alloc(%zu): span descriptor says block %u, %u slabs", n, s.block_size, s.span_slabs);
-    if (hak_heap_of(p) != hak_heap_default())
-        fail_msg("hak_alloc(%zu): hak_heap_of is not the default heap", n);
-    ht_fill(p, u, tag);
-    return p;
-}
-
-static void test_slab_class_edges(void **state) {
-    (void)state;
-    ht_build_classes();
-    hak_stats_t before = ht_stats(hak_heap_default());
-    /* request sizes: 0, 1, and for every class S (previous class P): P+1, S-1, S, S+1 */
-    enum { MAXN = 4 * HT_MAX_CLASSES + 2 };
-    size_t sizes[MAXN];
-    size_t ns = 0;
-    sizes[ns++] = 0;
-    sizes[ns++] = 1;
-    for (unsigned i = 0; i < ht_class_count; i++) {
-        size_t s = ht_classes[i], prev = i ? ht_classes[i - 1] : 0;
-        sizes[ns++] = prev + 1;
-        sizes[ns++] = s - 1;
-        sizes[ns++] = s;
-        if (s + 1 <= HAK_SLAB_MAX_SIZE)
-            sizes[ns++] = s + 1;
-    }
-    /* Keep a few blocks of every size live at once (so neighbours could overwrite each other), then verify.
-     */
-    enum { K = 3 };
-    static void *blocks[MAXN][K];
-    for (size_t i = 0; i < ns; i++)
-        for (int k = 0; k < K; k++)
-            blocks[i][k] = check_slab_alloc(sizes[i], i * K + (size_t)k);
-    for (size_t i = 0; i < ns; i++)
-        for (int k = 0; k < K; k++) {
-            void *p = blocks[i][k];
-            size_t u = hak_usable_size(p);
-            HT_ASSERT_PATTERN(p, 0, u, i * K + (size_t)k, "block of %zu bytes overwritten", sizes[i]);
-            hak_free(p);
-        }
-    hak_stats_t after = ht_stats(hak_heap_default());
-    assert_int_equal(after.live_blocks, before.live_blocks);
-    assert_int_equal(after.live_bytes, before.live_bytes);
-}
 
 /* Large sizes: powers of two from 256 KiB to 64 MiB and their 1.25/1.5/1.75 multiples, each -1/+0/+1, and the
  * page edges of the mapping (64 + n a page multiple). */
@@ -249,8 +170,6 @@ static void test_calloc_edges(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_class_table_matches_design),
-        cmocka_unit_test(test_slab_class_edges),
         cmocka_unit_test(test_large_edges),
         cmocka_unit_test(test_calloc_edges),
     };

@@ -1,5 +1,15 @@
-/* SuperSlabs through the public API: no cap on their number, memory reuse after frees, slab reuse, and the
- * region map rejecting addresses just outside hakmem's 2 MiB regions. */
+/* SuperSlabs: there is no cap on their number (84 MiB of small blocks take more than 32 of them), all blocks
+ * are distinct, and a second identical round reuses the chunks of the first without reserving more; a freed
+ * slab block is handed out again to the same thread within about two slabs' worth of allocations (the thread
+ * cache and the spans behind it); freeing a batch and allocating it again faults in few pages and gives back
+ * most of the same addresses; the region map tells hakmem's memory from anyone else's (our own 2 MiB-aligned
+ * mapping, a glibc block, free chunks right next to hakmem's regions: hak_heap_of is NULL, hak_usable_size
+ * rejects them).
+ *
+ * The tests share one process in this order: the chaining test leaves the SuperSlabs' pages resident (as in
+ * a program that has run a while), which the page-fault bound of test_bulk_reuse counts on (in a fresh
+ * process a second batch of 256 B blocks can land on slabs never touched before), and the many regions it
+ * leaves give test_region_map_adjacent more free neighbouring chunks to probe. */
 #include "hakmem_test.h"
 
 #include <errno.h>

@@ -1,12 +1,8 @@
-/* Size classes (DESIGN.md section 3): multiples of 16, 16 B steps to 128 B, then four classes per doubling,
- * smallest class that holds the size, waste above 128 B under 25%, and hak_usable_size agrees with the table.
- */
+/* Size classes (docs/ARCHITECTURE.md, "Size classes"), the table alone, no allocation: multiples of 16, 16 B
+ * steps to 128 B, then four classes per doubling up to 256 KiB, as the design computes them
+ * (ht_design_class_size); every size 0 .. 256 KiB maps to the smallest class that holds it; known sizes;
+ * the waste above 128 B stays under 25%. */
 #include "hakmem_test.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-
-#include <hakmem/hakmem.h>
 
 static void test_class_table(void **state) {
     (void)state;
@@ -32,6 +28,23 @@ static void test_class_table(void **state) {
             if (hak_class_size(c) > lo && hak_class_size(c) <= 2 * lo)
                 n++;
         assert_int_equal(n, 4);
+    }
+}
+
+/* The library's class table against the classes DESIGN.md describes. */
+static void test_class_table_matches_design(void **state) {
+    (void)state;
+    ht_build_classes();
+    assert_int_equal(ht_class_count, HAK_CLASS_COUNT);
+    assert_int_equal(ht_classes[HAK_TINY_CLASS_COUNT - 1], HAK_TINY_MAX_SIZE);
+    assert_int_equal(ht_classes[ht_class_count - 1], HAK_SLAB_MAX_SIZE);
+    for (unsigned i = 0; i < ht_class_count; i++) {
+        if (hak_class_size(i) != ht_classes[i])
+            fail_msg("class %u: library says %zu, expected %zu", i, hak_class_size(i), ht_classes[i]);
+        if (hak_size_class(ht_classes[i]) != i)
+            fail_msg("hak_size_class(%zu) != %u", ht_classes[i], i);
+        if (i > 0 && hak_size_class(ht_classes[i - 1] + 1) != i)
+            fail_msg("hak_size_class(%zu) != %u", ht_classes[i - 1] + 1, i);
     }
 }
 
@@ -89,58 +102,13 @@ static void test_waste_under_25_percent(void **state) {
     assert_true(worst > 0.20);
 }
 
-/* hak_alloc(n), checked to have exactly the class size of n as usable size. */
-static void *alloc_of_class_size(size_t n) {
-    void *p = hak_alloc(n);
-    assert_non_null(p);
-    size_t u = hak_usable_size(p);
-    size_t cs = hak_class_size(hak_size_class(n));
-    if (u != cs)
-        fail_msg("hak_usable_size(hak_alloc(%zu)) = %zu, class size %zu", n, u, cs);
-    return p;
-}
-
-/* hak_usable_size(hak_alloc(n)) is the class size of n for every tiny size. */
-static void test_usable_size_tiny(void **state) {
-    (void)state;
-    for (size_t n = 1; n <= HAK_TINY_MAX_SIZE; n++) {
-        hak_free(alloc_of_class_size(n));
-    }
-}
-
-/* Same while blocks stay live (so blocks come from many slabs, not one reused slot). */
-static void test_usable_size_tiny_live(void **state) {
-    (void)state;
-    enum { N = 8192 / 7 + 1 };
-    static void *ptr[N];
-    for (size_t i = 0; i < N; i++) {
-        size_t n = 1 + i * 7;
-        ptr[i] = alloc_of_class_size(n);
-    }
-    for (size_t i = 0; i < N; i++)
-        hak_free(ptr[i]);
-}
-
-/* Pool sizes (above 8 KiB up to HAK_SLAB_MAX_SIZE) map to their class size too. */
-static void test_usable_size_pool(void **state) {
-    (void)state;
-    for (size_t n = HAK_TINY_MAX_SIZE + 1; n <= HAK_SLAB_MAX_SIZE; n += 997) {
-        size_t sizes[3] = {n, hak_class_size(hak_size_class(n)), hak_class_size(hak_size_class(n)) + 1};
-        for (int k = 0; k < 3; k++) {
-            size_t m = sizes[k];
-            if (m > HAK_SLAB_MAX_SIZE)
-                continue;
-            hak_free(alloc_of_class_size(m));
-        }
-    }
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_class_table),      cmocka_unit_test(test_every_size),
-        cmocka_unit_test(test_known_sizes),      cmocka_unit_test(test_waste_under_25_percent),
-        cmocka_unit_test(test_usable_size_tiny), cmocka_unit_test(test_usable_size_tiny_live),
-        cmocka_unit_test(test_usable_size_pool),
+        cmocka_unit_test(test_class_table),
+        cmocka_unit_test(test_class_table_matches_design),
+        cmocka_unit_test(test_every_size),
+        cmocka_unit_test(test_known_sizes),
+        cmocka_unit_test(test_waste_under_25_percent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
