@@ -15,6 +15,7 @@
  *                    the library's tables)
  *   tiers and spans  ht_tier_t, ht_tier_of, ht_expected_tier, ht_span_info, ht_span_slabs_for
  *   large blocks     ht_large_usable, ht_large_map, ht_chunks_req, ht_unmapped
+ *   realloc          ht_realloc_step: one realloc with its checks (content, heap, tier, usable size)
  *   tracked blocks   ht_tier_sizes, ht_mixed_size; ht_stamp, ht_verify, ht_make (size and id in the first
  *                    16 bytes); ht_mark, ht_check_mark (size and tag, head and tail patterned)
  *   child processes  ht_run_child, HT_CHILD_OK, ht_child_main: re-run one test of this executable with extra
@@ -444,6 +445,37 @@ static inline int ht_unmapped(const void *p, size_t len) {
         if (mincore((void *)((uintptr_t)p + off), HT_PAGE, vec) == 0 || errno != ENOMEM)
             return 0;
     return 1;
+}
+
+/* ---- a checked realloc step --------------------------------------------------------------------------- */
+/* Reallocates p, whose first *n bytes hold the positional pattern of tag, to m bytes (hak_heap_realloc on
+ * heap, or hak_realloc if heap is NULL) and checks the result: 16-byte aligned, usable >= m, still owned by
+ * its heap (heap, else owner, else the default heap), in the tier of m if it moved, the kept content intact.
+ * Then patterns the new part and sets *n = m. */
+static inline unsigned char *ht_realloc_step(hak_heap_t *heap, hak_heap_t *owner, unsigned char *p, size_t *n,
+                                             size_t m, uint64_t tag) {
+    owner = heap ? heap : owner ? owner : hak_heap_default();
+    unsigned char *q = heap ? hak_heap_realloc(heap, p, m) : hak_realloc(p, m);
+    if (q == NULL)
+        fail_msg("realloc(%p [%zu bytes], %zu) returned NULL", (void *)p, *n, m);
+    if ((uintptr_t)q % 16)
+        fail_msg("realloc(.., %zu) = %p: not 16-byte aligned", m, (void *)q);
+    size_t u = hak_usable_size(q);
+    if (u < m)
+        fail_msg("realloc(.., %zu): usable %zu", m, u);
+    if (hak_heap_of(q) != owner)
+        fail_msg("realloc(%zu -> %zu) changed the block's heap", *n, m);
+    ht_tier_t t = ht_tier_of(q);
+    /* a block that stayed in place may keep a bigger tier's block; a moved one must be in the size's tier */
+    if (q != p && t != ht_expected_tier(m))
+        fail_msg("realloc(%zu -> %zu) moved to tier %s, expected %s", *n, m, ht_tier_names[t],
+                 ht_tier_names[ht_expected_tier(m)]);
+    size_t keep = *n < m ? *n : m;
+    HT_ASSERT_PATTERN(q, 0, keep, tag, "realloc(%zu -> %zu) %s", *n, m, q == p ? "in place" : "moved");
+    if (m > keep)
+        ht_fill_range(q, keep, m, tag);
+    *n = m;
+    return q;
 }
 
 /* ---- tracked blocks ------------------------------------------------------------------------------------ */

@@ -1,36 +1,14 @@
 /* realloc through every tier: walks from 1 B to 64 MiB and back by factors of 1.5, +1/-1 steps around the
- * tier and class edges, in-place results for sizes that still fit, mremap growth of large blocks (in place
- * and moved), realloc to 0, and the block's heap kept throughout. Content is checked at every step. */
+ * tier and class edges, in-place results for sizes that still fit, realloc to 0, and the block's heap kept
+ * throughout. Content is checked at every step. */
 #include "hakmem_test.h"
 #include <sys/mman.h>
 
-/* One realloc step of a block whose first `*n` bytes hold the pattern of `tag`: checks the kept content,
- * fills the new part, and checks tier, heap, alignment and usable size. */
+/* One realloc step with the checks of ht_realloc_step (kept content, tier, heap, alignment, usable size). */
 static hak_heap_t *g_owner; /* expected heap of the blocks when step() is called with heap == NULL */
 
 static unsigned char *step(hak_heap_t *heap, unsigned char *p, size_t *n, size_t m, uint64_t tag) {
-    hak_heap_t *owner = heap ? heap : g_owner ? g_owner : hak_heap_default();
-    unsigned char *q = heap ? hak_heap_realloc(heap, p, m) : hak_realloc(p, m);
-    if (q == NULL)
-        fail_msg("realloc(%p [%zu bytes], %zu) returned NULL", (void *)p, *n, m);
-    if ((uintptr_t)q % 16)
-        fail_msg("realloc(.., %zu) = %p: not 16-byte aligned", m, (void *)q);
-    size_t u = hak_usable_size(q);
-    if (u < m)
-        fail_msg("realloc(.., %zu): usable %zu", m, u);
-    if (hak_heap_of(q) != owner)
-        fail_msg("realloc(%zu -> %zu) changed the block's heap", *n, m);
-    ht_tier_t t = ht_tier_of(q);
-    /* a block that stayed in place may keep a bigger tier's block; a moved one must be in the size's tier */
-    if (q != p && t != ht_expected_tier(m))
-        fail_msg("realloc(%zu -> %zu) moved to tier %s, expected %s", *n, m, ht_tier_names[t],
-                 ht_tier_names[ht_expected_tier(m)]);
-    size_t keep = *n < m ? *n : m;
-    HT_ASSERT_PATTERN(q, 0, keep, tag, "realloc(%zu -> %zu) %s", *n, m, q == p ? "in place" : "moved");
-    if (m > keep)
-        ht_fill_range(q, keep, m, tag);
-    *n = m;
-    return q;
+    return ht_realloc_step(heap, g_owner, p, n, m, tag);
 }
 
 static void walk(hak_heap_t *heap) {
@@ -137,86 +115,6 @@ static void test_realloc_same_class_in_place(void **state) {
     }
 }
 
-/* Large growth: in place when the address space after the mapping is free, moved (mremap, no copy) when it is
- * not; shrinking far below keeps the content; the old address is no longer a block after a move. */
-static void test_realloc_large_mremap(void **state) {
-    (void)state;
-    hak_collect(1);
-    const uint64_t tag = 77;
-    size_t n = 3 * HT_MIB;
-    unsigned char *p = hak_alloc(n);
-    assert_non_null(p);
-    ht_fill_range(p, 0, n, tag);
-    /* grow several times; whatever the kernel does, content is kept */
-    static const size_t grow[] = {5 * HT_MIB, 17 * HT_MIB + 3, 64 * HT_MIB};
-    for (size_t i = 0; i < sizeof grow / sizeof grow[0]; i++)
-        p = step(NULL, p, &n, grow[i], tag);
-    /* shrink far below: the tail goes back, the content stays */
-    size_t u_big = hak_usable_size(p);
-    p = step(NULL, p, &n, 9 * HT_MIB, tag);
-    assert_true(hak_usable_size(p) < u_big);
-    assert_true(hak_usable_size(p) < 9 * HT_MIB + HT_PAGE);
-
-    /* force the move: put a mapping right after the block's mapping (its whole chunks: the block itself ends
-     * on the page after its usable size, inside the mapping), with nothing cached that it could merge */
-    hak_collect(1);
-    hak_large_t *h = hak_large_of(p, hak_region_kind(p));
-    assert_non_null(h);
-    unsigned char *end = h->map_base + h->map_size;
-    assert_true(p + hak_usable_size(p) <= end);
-    void *blocker = mmap(end, HT_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    int have_blocker = blocker == (void *)end;
-    int occupied = blocker == MAP_FAILED && errno == EEXIST; /* something is there already: as good */
-    if (blocker != MAP_FAILED && !have_blocker)
-        munmap(blocker, HT_PAGE); /* old kernel: hint ignored */
-    unsigned char *old = p, *old_base = h->map_base;
-    size_t old_map = h->map_size;
-    p = step(NULL, p, &n, 20 * HT_MIB, tag);
-    if (have_blocker || occupied) {
-        if (p == old)
-            fail_msg("realloc grew a large block in place over a mapping (%s)",
-                     have_blocker ? "ours" : "existing");
-        if (hak_heap_of(old) != NULL)
-            fail_msg("old address of a moved large block still owned");
-        if ((uintptr_t)p % 16 || ((uintptr_t)p & (HT_CHUNK - 1)) != HT_LARGE_HEADER)
-            fail_msg("moved large block at %p is not 64 bytes into a 2 MiB-aligned mapping", (void *)p);
-        /* moved with mremap, not copied: the old mapping is gone, not freed into the BigCache */
-        hak_bigcache_info_t bc = ht_bigcache();
-        if (bc.entries != 0 || !ht_unmapped(old_base, old_map))
-            fail_msg("moved large block: old mapping %s (%llu cache entries): copied instead of moved?",
-                     ht_unmapped(old_base, old_map) ? "unmapped" : "still mapped",
-                     (unsigned long long)bc.entries);
-        if (have_blocker)
-            munmap(blocker, HT_PAGE);
-    } else {
-        print_message("note: could not place a mapping after the block; the move path was not forced\n");
-    }
-    /* and it is still a normal large block: usable exact, frees cleanly */
-    assert_int_equal((uintptr_t)(p + hak_usable_size(p)) % HT_PAGE, 0);
-    /* large -> slab and back */
-    p = step(NULL, p, &n, 1000, tag);
-    assert_int_equal(ht_tier_of(p), HT_TIER_TINY);
-    p = step(NULL, p, &n, 100000, tag);
-    assert_int_equal(ht_tier_of(p), HT_TIER_POOL);
-    p = step(NULL, p, &n, 2 * HT_MIB, tag);
-    assert_int_equal(ht_tier_of(p), HT_TIER_LARGE);
-    hak_free(p);
-}
-
-/* Over-aligned large blocks (LARGE_FAR) cannot use mremap growth: realloc copies, and keeps content. */
-static void test_realloc_far_aligned(void **state) {
-    (void)state;
-    unsigned char *p = hak_aligned_alloc(4 * HT_MIB, 3 * HT_MIB);
-    assert_non_null(p);
-    assert_int_equal(hak_region_kind(p), HAK_REGION_LARGE_FAR);
-    size_t n = 3 * HT_MIB;
-    ht_fill_range(p, 0, n, 5);
-    p = step(NULL, p, &n, 7 * HT_MIB, 5);
-    p = step(NULL, p, &n, HT_MIB, 5);
-    p = step(NULL, p, &n, 200, 5);
-    hak_free(p);
-}
-
 /* realloc(p, 0) returns a freeable non-NULL block and releases p (when it moves). */
 static void test_realloc_zero_every_tier(void **state) {
     (void)state;
@@ -253,9 +151,10 @@ static void test_realloc_zero_every_tier(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_realloc_walk_default),        cmocka_unit_test(test_realloc_walk_private),
-        cmocka_unit_test(test_realloc_same_class_in_place), cmocka_unit_test(test_realloc_large_mremap),
-        cmocka_unit_test(test_realloc_far_aligned),         cmocka_unit_test(test_realloc_zero_every_tier),
+        cmocka_unit_test(test_realloc_walk_default),
+        cmocka_unit_test(test_realloc_walk_private),
+        cmocka_unit_test(test_realloc_same_class_in_place),
+        cmocka_unit_test(test_realloc_zero_every_tier),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
