@@ -1,6 +1,8 @@
-/* Heap quotas (limit_bytes): the charged memory (64 KiB per slab of each span, the whole mapping of each
- * large block) never exceeds the limit, the limit is reachable, failures are NULL + ENOMEM, other heaps are
- * not affected, and freeing makes room again. */
+/* Heap quotas (limit_bytes): the charged memory (64 KiB per slab of each span; header + usable bytes of a
+ * large block, not the 2 MiB rounding of its mapping) never exceeds the limit, the limit is reachable,
+ * failures are NULL + ENOMEM and harm nothing, other heaps are not affected, realloc within a large block's
+ * mapping charges or gives back the difference, and freeing makes room again, also when the blocks of exited
+ * threads are freed by another thread. */
 #include "hakmem_test.h"
 
 /* Memory charged to the heap, from its statistics: every span counts its slabs, every large block its
@@ -212,6 +214,54 @@ static void test_quota_large_exact(void **state) {
     quota_large_exact(4 * HT_MIB);
 }
 
+/* The quota is charged header + usable bytes for a large block (hak_large_charged), not the chunk rounding of
+ * its mapping (address space only); realloc within the mapping charges or returns the difference. */
+static void test_large_quota_charge(void **state) {
+    (void)state;
+    const size_t limit = 3 * HT_MIB;
+    hak_heap_options_t o = {limit, "tiers-quota"};
+    hak_heap_t *h = hak_heap_create(&o);
+    assert_non_null(h);
+    /* 2 MiB + 1: charged 2 MiB + 4 KiB, in a 4 MiB mapping that is larger than the whole quota */
+    unsigned char *p = hak_heap_alloc(h, 2 * HT_MIB + 1);
+    if (p == NULL)
+        fail_msg("2 MiB + 1 in a 3 MiB heap failed (errno %d): charged for its 4 MiB mapping?", errno);
+    hak_large_t *lh = hak_large_of(p, hak_region_kind(p));
+    assert_non_null(lh);
+    assert_int_equal(lh->map_size, 2 * HT_CHUNK);
+    assert_int_equal(hak_large_charged(lh), 2 * HT_MIB + HT_PAGE);
+    ht_fill(p, 2 * HT_MIB + 1, 40);
+    hak_stats_t st = ht_stats(h);
+    assert_int_equal(st.limit_bytes, limit);
+    assert_int_equal(st.committed_bytes, 2 * HT_MIB + HT_PAGE);
+    assert_int_equal(st.reserved_bytes, 2 * HT_CHUNK);
+    /* 1 MiB - 4 KiB of quota left: a 1 MiB block (charged 1 MiB + 4 KiB) does not fit */
+    HT_EXPECT_FAIL(hak_heap_alloc(h, HT_MIB), ENOMEM, "1 MiB over the quota");
+    /* realloc within the mapping up to exactly the limit, then one page over it */
+    unsigned char *q = hak_heap_realloc(h, p, limit - HT_LARGE_HEADER);
+    assert_ptr_equal(q, p);
+    assert_int_equal(hak_usable_size(p), limit - HT_LARGE_HEADER);
+    assert_int_equal(ht_stats(h).committed_bytes, limit);
+    HT_EXPECT_FAIL(hak_heap_realloc(h, p, limit - HT_LARGE_HEADER + 1), ENOMEM,
+                   "realloc one page over the quota");
+    assert_int_equal(hak_usable_size(p), limit - HT_LARGE_HEADER);
+    HT_ASSERT_PATTERN(p, 0, 2 * HT_MIB + 1, 40, "block after a realloc refused by the quota");
+    /* shrinking returns quota: 1 MiB left charged 1 MiB + 4 KiB, so 2 MiB - 4 KiB is free again */
+    q = hak_heap_realloc(h, p, HT_MIB);
+    assert_ptr_equal(q, p);
+    assert_int_equal(ht_stats(h).committed_bytes, HT_MIB + HT_PAGE);
+    unsigned char *r = hak_heap_alloc(h, 2 * HT_MIB - HT_PAGE - HT_LARGE_HEADER);
+    if (r == NULL)
+        fail_msg("the quota a shrink gave back cannot be used (errno %d)", errno);
+    assert_int_equal(ht_stats(h).committed_bytes, limit);
+    HT_EXPECT_FAIL(hak_heap_alloc(h, HAK_SLAB_MAX_SIZE + 1), ENOMEM, "large block over a full quota");
+    HT_ASSERT_PATTERN(p, 0, HT_MIB, 40, "block after shrinking");
+    hak_free(r);
+    hak_free(p);
+    assert_int_equal(ht_stats(h).committed_bytes, 0);
+    hak_heap_destroy(h);
+}
+
 /* A cached mapping somewhat larger than the request (BigCache near fit) must not make a request that fits
  * the limit fail: the heap would hold L + 64 KiB. Either a fresh mapping or a trimmed one is fine. */
 static void test_quota_large_with_bigger_cached_mapping(void **state) {
@@ -329,6 +379,7 @@ int main(void) {
         cmocka_unit_test(test_quota_1m),
         cmocka_unit_test(test_quota_4m),
         cmocka_unit_test(test_quota_large_exact),
+        cmocka_unit_test(test_large_quota_charge),
         cmocka_unit_test(test_quota_large_with_bigger_cached_mapping),
         cmocka_unit_test(test_quota_room_after_free_and_collect),
         cmocka_unit_test(test_quota_threads_exit_then_free),

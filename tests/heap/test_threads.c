@@ -186,7 +186,7 @@ static void test_realloc_keeps_heap(void **state) {
     assert_true(ht_all_equal(q, 100, 0x3c));
     hak_free(q);
     /* nothing ever went to `other`; h holds no large block any more (its slab counts are checked after
-     * cross-thread frees in test_heaps_stats) */
+     * cross-thread frees in heap/test_stats.c) */
     hak_stats_t st;
     ht_get_stats(other, &st);
     assert_int_equal(st.live_blocks, 0);
