@@ -1,8 +1,131 @@
-/* realloc through every tier: walks from 1 B to 64 MiB and back by factors of 1.5, +1/-1 steps around the
- * tier and class edges, in-place results for sizes that still fit, realloc to 0, and the block's heap kept
- * throughout. Content is checked at every step. */
+/* realloc across the tiers: growth 1 B -> 4 MiB and back and big jumps between tiers keep the content;
+ * realloc(p, 0) gives a freeable block; a size within the usable size returns p itself; walks from 1 B to
+ * 64 MiB and back by factors of 1.5 with +1/-1 steps around the tier and class edges, on the default heap
+ * and on a private one (also through hak_realloc), checking content, tier, heap and usable size at every
+ * step; sizes in the same class stay in place; realloc to 0 and realloc(NULL) in every tier. (Large-block
+ * realloc, mremap and LARGE_FAR: bigcache/test_large_blocks.c.) */
 #include "hakmem_test.h"
 #include <sys/mman.h>
+
+/* Continues the fill pattern of p (tag) over bytes [from, to) (nothing if to <= from). */
+static void extend_pattern(unsigned char *p, size_t from, size_t to, uint64_t tag) {
+    if (to <= from)
+        return;
+    unsigned char *tmp = malloc(to);
+    assert_non_null(tmp);
+    ht_fill(tmp, to, tag);
+    memcpy(p + from, tmp + from, to - from);
+    free(tmp);
+}
+
+/* realloc growth 1 B -> 4 MiB and back, through tiny, pool and large, keeps content. */
+static void test_realloc_walk(void **state) {
+    (void)state;
+    const uint64_t tag = 777;
+    size_t cur = 1;
+    unsigned char *p = hak_alloc(cur);
+    assert_non_null(p);
+    ht_fill(p, cur, tag);
+    size_t steps[200];
+    size_t ns = 0;
+    for (size_t n = 1; n <= 4 * HT_MIB && ns < 200; n = n * 5 / 4 + 7)
+        steps[ns++] = n;
+    for (size_t i = 0; i < ns; i++) {
+        size_t n = steps[i];
+        unsigned char *q = hak_realloc(p, n);
+        if (!q)
+            fail_msg("hak_realloc(%p, %zu) = NULL", (void *)p, n);
+        if (hak_usable_size(q) < n)
+            fail_msg("usable %zu < %zu after realloc", hak_usable_size(q), n);
+        size_t keep = cur < n ? cur : n;
+        size_t bad = ht_check(q, keep, tag);
+        if (bad != (size_t)-1)
+            fail_msg("grow %zu -> %zu: byte %zu lost", cur, n, bad);
+        assert_ptr_equal(hak_heap_of(q), hak_heap_default());
+        extend_pattern(q, keep, n, tag);
+        p = q;
+        cur = n;
+    }
+    for (size_t i = ns; i-- > 0;) {
+        size_t n = steps[i] / 2 + 1;
+        unsigned char *q = hak_realloc(p, n);
+        if (!q)
+            fail_msg("hak_realloc(%p, %zu) = NULL", (void *)p, n);
+        if (hak_usable_size(q) < n)
+            fail_msg("usable %zu < %zu after realloc", hak_usable_size(q), n);
+        size_t bad = ht_check(q, n < cur ? n : cur, tag);
+        if (bad != (size_t)-1)
+            fail_msg("shrink %zu -> %zu: byte %zu lost", cur, n, bad);
+        extend_pattern(q, cur, n, tag);
+        p = q;
+        cur = n;
+    }
+    hak_free(p);
+}
+
+/* Big jumps between tiers in both directions. */
+static void test_realloc_jumps(void **state) {
+    (void)state;
+    static const size_t seq[] = {24, 6000, 40, 200000, 100, 5 << 20, 16, 3 << 20, 9 << 20, 70000, 8};
+    size_t cur = 10;
+    unsigned char *p = hak_alloc(cur);
+    assert_non_null(p);
+    ht_fill(p, cur, 5);
+    for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+        size_t n = seq[i];
+        unsigned char *q = hak_realloc(p, n);
+        assert_non_null(q);
+        assert_true(hak_usable_size(q) >= n);
+        size_t keep = cur < n ? cur : n;
+        size_t bad = ht_check(q, keep, 5);
+        if (bad != (size_t)-1)
+            fail_msg("realloc %zu -> %zu: byte %zu lost", cur, n, bad);
+        ht_fill(q, n, 5);
+        p = q;
+        cur = n;
+    }
+    hak_free(p);
+}
+
+static void test_realloc_zero(void **state) {
+    (void)state;
+    static const size_t sizes[] = {1, 100, 5000, 100000, 2 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *p = hak_alloc(sizes[i]);
+        assert_non_null(p);
+        void *q = hak_realloc(p, 0);
+        assert_non_null(q);
+        assert_ptr_equal(hak_heap_of(q), hak_heap_default());
+        hak_free(q);
+    }
+}
+
+/* A new size within the usable size (and not far below it) returns p itself. */
+static void test_realloc_in_place(void **state) {
+    (void)state;
+    static const size_t sizes[] = {1,     24,     100,    500,     1000,          3000,    8000,
+                                   20000, 100000, 200000, 1 << 20, (5 << 20) + 3, 12 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        void *p = hak_alloc(n);
+        assert_non_null(p);
+        size_t u = hak_usable_size(p);
+        ht_fill(p, n, n);
+        void *q = hak_realloc(p, u);
+        if (q != p)
+            fail_msg("hak_realloc(p, usable=%zu) of a %zu B block moved it", u, n);
+        q = hak_realloc(p, n);
+        if (q != p)
+            fail_msg("hak_realloc(p, %zu) of a %zu B block (usable %zu) moved it", n, n, u);
+        if (u > 1) {
+            q = hak_realloc(p, u - 1);
+            if (q != p)
+                fail_msg("hak_realloc(p, %zu) of a %zu B block (usable %zu) moved it", u - 1, n, u);
+        }
+        assert_int_equal(ht_check(p, n, n), (size_t)-1);
+        hak_free(p);
+    }
+}
 
 /* One realloc step with the checks of ht_realloc_step (kept content, tier, heap, alignment, usable size). */
 static hak_heap_t *g_owner; /* expected heap of the blocks when step() is called with heap == NULL */
@@ -151,6 +274,10 @@ static void test_realloc_zero_every_tier(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_realloc_walk),
+        cmocka_unit_test(test_realloc_jumps),
+        cmocka_unit_test(test_realloc_zero),
+        cmocka_unit_test(test_realloc_in_place),
         cmocka_unit_test(test_realloc_walk_default),
         cmocka_unit_test(test_realloc_walk_private),
         cmocka_unit_test(test_realloc_same_class_in_place),

@@ -1,7 +1,67 @@
-/* Alignment matrix: alignments 16 B .. 4 MiB times sizes from every tier (0, 1, small, the 8 KiB edge, mid,
- * the 256 KiB edge, large): aligned, usable >= size (exact for large blocks), writable in full, owned by the
- * right heap, freed, and realloc'd with the content kept; on the default heap and on a private one. */
+/* Aligned allocation: alignments 1 B .. 2 MiB times sizes of every tier (aligned, usable >= size, owned by
+ * the default heap, intact, realloc'd with the content kept); many small aligned blocks live at once; the
+ * matrix of alignments 16 B .. 4 MiB times sizes from every tier (0, 1, small, the 8 KiB edge, mid, the
+ * 256 KiB edge, large): aligned, usable >= size (exact for large blocks), writable in full, owned by the
+ * right heap, freed, and realloc'd with the content kept, on the default heap and on a private one; aligned
+ * and plain blocks mixed in the same slabs, freed in shuffled order. (Invalid alignments: test_errors.c.) */
 #include "hakmem_test.h"
+
+/* Aligned allocation for alignments 1..2 MiB and sizes through every tier. */
+static void test_aligned_alloc(void **state) {
+    (void)state;
+    static const size_t sizes[] = {0, 1, 16, 33, 100, 1000, 4096, 10000, 70000, 300000, 2 << 20, 3 << 20};
+    enum { NS = sizeof sizes / sizeof sizes[0] };
+    void *p[NS];
+    for (size_t align = 1; align <= ((size_t)1 << 21); align *= 2) {
+        for (size_t i = 0; i < NS; i++) {
+            size_t n = sizes[i];
+            p[i] = hak_aligned_alloc(align, n);
+            if (!p[i])
+                fail_msg("hak_aligned_alloc(%zu, %zu) = NULL", align, n);
+            size_t need = align < 16 ? 16 : align;
+            if ((uintptr_t)p[i] % need)
+                fail_msg("hak_aligned_alloc(%zu, %zu) = %p misaligned", align, n, p[i]);
+            if (hak_usable_size(p[i]) < n)
+                fail_msg("hak_aligned_alloc(%zu, %zu): usable %zu", align, n, hak_usable_size(p[i]));
+            assert_ptr_equal(hak_heap_of(p[i]), hak_heap_default());
+            ht_fill(p[i], n, align * 100 + i);
+        }
+        for (size_t i = 0; i < NS; i++) {
+            size_t bad = ht_check(p[i], sizes[i], align * 100 + i);
+            if (bad != (size_t)-1)
+                fail_msg("aligned block (align %zu, size %zu) overwritten at %zu", align, sizes[i], bad);
+        }
+        /* an aligned block is a valid block: realloc keeps content, free works */
+        size_t n = sizes[4];
+        void *q = hak_realloc(p[4], 5000);
+        assert_non_null(q);
+        assert_int_equal(ht_check(q, n, align * 100 + 4), (size_t)-1);
+        p[4] = q;
+        for (size_t i = 0; i < NS; i++)
+            hak_free(p[i]);
+    }
+}
+
+/* Many small aligned blocks live at once: distinct, aligned, intact. */
+static void test_aligned_many(void **state) {
+    (void)state;
+    enum { N = 2000 };
+    static void *p[N];
+    for (int i = 0; i < N; i++) {
+        size_t align = (size_t)16 << (i % 9); /* 16 .. 4096 */
+        size_t n = 8 + (size_t)(i * 37 % 700);
+        p[i] = hak_aligned_alloc(align, n);
+        assert_non_null(p[i]);
+        assert_int_equal((uintptr_t)p[i] % align, 0);
+        ht_fill(p[i], n, (uint64_t)i);
+    }
+    for (int i = 0; i < N; i++) {
+        size_t n = 8 + (size_t)(i * 37 % 700);
+        if (ht_check(p[i], n, (uint64_t)i) != (size_t)-1)
+            fail_msg("aligned block %d overwritten", i);
+        hak_free(p[i]);
+    }
+}
 
 static const size_t sizes[] = {0, 1, 100, 8191, 8192, 8193, 100000, 262143, 262144, 262145, 3 * HT_MIB + 5};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
@@ -142,6 +202,8 @@ static void test_aligned_mixed_population(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_aligned_alloc),
+        cmocka_unit_test(test_aligned_many),
         cmocka_unit_test(test_aligned_matrix_default),
         cmocka_unit_test(test_aligned_matrix_private),
         cmocka_unit_test(test_aligned_mixed_population),
