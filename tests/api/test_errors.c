@@ -1,6 +1,7 @@
-/* Errors and bad input: sizes past PTRDIFF_MAX and calloc products that overflow fail with ENOMEM on every
- * entry point (also a private heap's) and leave live blocks and the statistics untouched, a failed realloc
- * keeps the block, invalid alignments fail with EINVAL and too large ones with ENOMEM, nothing leaks; frees
+/* Errors and bad input: sizes near SIZE_MAX and PTRDIFF_MAX (or too large for the address space) and calloc
+ * products that overflow fail with ENOMEM on every entry point (also a private heap's) and leave live blocks
+ * and the statistics untouched, a failed realloc keeps the block, invalid alignments fail with EINVAL and too
+ * large ones with ENOMEM, nothing leaks; frees
  * of foreign pointers (glibc, stack, interior) and double frees are reported with the pointer and abort by
  * default, or are ignored with HAKMEM_ON_ERROR=warn and leave the heap working (in re-executed children). */
 #include "hakmem_test.h"
