@@ -8,6 +8,7 @@
  * hak_init, which calls hak_secret_init first). */
 hak_secret_t hak_secret = {0x85ebca6bc2b2ae35u, 0x27d4eb2f165667b1u, 0x9e3779b97f4a7c15u};
 uintptr_t hak_link_key = 0x5f3759df9e3779b9u;
+uintptr_t hak_check_key = 0xc2b2ae3d27d4eb4fu;
 
 static uint64_t splitmix(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -30,6 +31,7 @@ void hak_secret_init(void) {
             k[i] = splitmix(&seed);
     }
     hak_link_key = (uintptr_t)k[0] | 1u; /* odd: a NULL link never encodes to zero */
+    hak_check_key = (uintptr_t)(k[1] ^ (k[3] << 17 | k[3] >> 47));
     hak_secret.check = (uintptr_t)k[1];
     hak_secret.header = (uintptr_t)k[2];
     hak_secret.heap = (uintptr_t)k[3];

@@ -18,6 +18,10 @@ extern HAK_HIDDEN hak_secret_t hak_secret;
 /* Xored into every free-list link (tiny/block.h). A variable of its own, not a field, so that the fast paths
  * use it in one instruction (`xor hak_link_key(%rip), reg`). */
 extern HAK_HIDDEN uintptr_t hak_link_key;
+/* Keys the check word of a free block (tiny/block.h), so that its value is unpredictable even when the next
+ * block is the neighbour (an unkeyed check, the link xor the address, matched the small integers programs
+ * store in a block's second word). */
+extern HAK_HIDDEN uintptr_t hak_check_key;
 
 /* Fills hak_secret from getrandom (or, where that fails, the kernel's AT_RANDOM bytes and the clock). */
 void hak_secret_init(void);

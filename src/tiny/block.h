@@ -1,6 +1,6 @@
 /* A free block's first 16 bytes: the link to the next free block, encoded with a per-process secret, and a
- * check word: the next block's address xor the block's own. The smallest block is 16 bytes, so every block
- * has room for both.
+ * check word: the encoded link xor the block's own address xor a second secret. The smallest block is 16
+ * bytes, so every block has room for both.
  *
  * - Following a link first checks the pair: a link overwritten by a use-after-free write or an overflow from
  *   the neighbour decodes (without the secret) to an address that does not match the check word, and is
@@ -9,7 +9,7 @@
  *   thread cache, a span's lists, another thread's remote list), and so is realloc or usable_size of it.
  *   Allocation clears the check word, so a live block never looks free unless its owner writes exactly the
  *   matching pair (a 2^-64 chance for data that does not know the secret).
- * One secret, one load: decoding the link is needed anyway, and the check costs one xor and one compare.
+ * Cost: two xors with memory operands and one compare per pop, two xors and one more store per push.
  * With HAKMEM_CHECKS=0 (cmake -DHAKMEM_CHECKS=OFF) links are plain pointers and only an immediate double free
  * (the top of the thread cache or of the span's lists) is caught. */
 #ifndef HAKMEM_TINY_BLOCK_H
@@ -40,15 +40,21 @@ static inline hak_block_t *hak_block_next(const hak_block_t *b) {
     return (hak_block_t *)(b->link ^ hak_link_key);
 }
 
-/* b's check word matches its decoded link `next`: the pair is as hakmem wrote it. */
+static inline uintptr_t hak_block_check_of(const hak_block_t *b, uintptr_t link) {
+    return link ^ (uintptr_t)b ^ hak_check_key;
+}
+
+/* b's check word matches its link (next is the link decoded): the pair is as hakmem wrote it. */
 static inline bool hak_block_link_ok(const hak_block_t *b, const hak_block_t *next) {
-    return b->check == ((uintptr_t)next ^ (uintptr_t)b);
+    (void)next;
+    return b->check == hak_block_check_of(b, b->link);
 }
 
 /* Makes b a free block whose next one is `next` (NULL: the end of its list). */
 static inline void hak_block_set_next(hak_block_t *b, hak_block_t *next) {
-    b->link = (uintptr_t)next ^ hak_link_key;
-    b->check = (uintptr_t)next ^ (uintptr_t)b;
+    uintptr_t link = (uintptr_t)next ^ hak_link_key;
+    b->link = link;
+    b->check = hak_block_check_of(b, link);
 }
 
 /* b is being handed out: it no longer looks free. */

@@ -14,28 +14,33 @@ int main(int argc, char **argv) {
     static void *small[100], *mid[10], *large[3];
     unsigned long long live_bytes = 0, large_bytes = 0;
     hak_heap_t *h = hak_heap_create(&(hak_heap_options_t){0, "json-heap"});
-    if (h == NULL) return 2;
+    if (h == NULL)
+        return 2;
     for (int i = 0; i < 100; i++) { /* 100 blocks of 100 B: the 112-byte class, default heap */
         small[i] = hak_alloc(100);
-        if (!small[i]) return 2;
+        if (!small[i])
+            return 2;
         live_bytes += hak_usable_size(small[i]);
     }
     for (int i = 0; i < 10; i++) { /* 10 blocks of 5000 B in a private heap */
         mid[i] = hak_heap_alloc(h, 5000);
-        if (!mid[i]) return 2;
+        if (!mid[i])
+            return 2;
         live_bytes += hak_usable_size(mid[i]);
     }
     for (int i = 0; i < 3; i++) { /* 3 large blocks of 1 MiB, default heap */
         large[i] = hak_alloc(1 << 20);
-        if (!large[i]) return 2;
+        if (!large[i])
+            return 2;
         memset(large[i], 1, 1 << 20);
         live_bytes += hak_usable_size(large[i]);
         large_bytes += hak_usable_size(large[i]);
     }
-    fprintf(stderr,
-            "expect {\"heaps\":2,\"live_blocks\":113,\"live_bytes\":%llu,\"large_blocks\":3,\"large_bytes\":%llu,"
-            "\"class_112\":100,\"class_%zu\":10}\n",
-            live_bytes, large_bytes, hak_usable_size(mid[0]));
+    fprintf(
+        stderr,
+        "expect {\"heaps\":2,\"live_blocks\":113,\"live_bytes\":%llu,\"large_blocks\":3,\"large_bytes\":%llu,"
+        "\"class_112\":100,\"class_%zu\":10}\n",
+        live_bytes, large_bytes, hak_usable_size(mid[0]));
     fflush(stderr);
     if (strcmp(mode, "json") == 0) {
         hak_stats_print(stdout, 1);

@@ -12,18 +12,12 @@
  * Adjacency: the kernel decides where mappings go, so where a case needs two mappings side by side it makes
  * them by splitting one cached mapping; where it needs them apart it keeps a live block between them and
  * checks the region map before each free (a freed mapping merges only with a CACHED chunk right after it). */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
+#include "hakmem_test.h"
 #include <fcntl.h>
 #include <sys/resource.h>
-#include <cmocka.h>
 
-#include "tiers_util.h"
-
-#define C TI_CHUNK
-#define REQ(k) ti_chunks_req(k)
+#define C HT_CHUNK
+#define REQ(k) ht_chunks_req(k)
 
 static uint64_t now_ms(void) {
     struct timespec ts;
@@ -31,7 +25,7 @@ static uint64_t now_ms(void) {
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static unsigned char *base_of(const void *p) { return (unsigned char *)p - TI_LARGE_HEADER; }
+static unsigned char *base_of(const void *p) { return (unsigned char *)p - HT_LARGE_HEADER; }
 
 /* A live large block of an n-byte request: LARGE chunk, header at the 2 MiB-aligned mapping base 64 bytes
  * below the block, a mapping of whole chunks, usable exact and tight (its end a page end, not the mapping
@@ -48,14 +42,14 @@ static hak_large_t *check_block(const unsigned char *p, size_t n, const char *wh
     if (hak_large_map_base(h) != base_of(p) || (uintptr_t)hak_large_map_base(h) % C != 0)
         fail_msg("%s: block %p: mapping base %p, expected the 2 MiB-aligned %p", what, (void *)p,
                  (void *)hak_large_map_base(h), (void *)base_of(p));
-    if (h->map_size != ti_large_map(n))
+    if (h->map_size != ht_large_map(n))
         fail_msg("%s: block of %zu bytes: mapping of %zu bytes, expected %zu (%zu chunks)", what, n,
-                 h->map_size, ti_large_map(n), ti_large_map(n) / C);
+                 h->map_size, ht_large_map(n), ht_large_map(n) / C);
     size_t u = hak_usable_size(p);
-    if (h->usable != ti_large_usable(n) || u != ti_large_usable(n))
+    if (h->usable != ht_large_usable(n) || u != ht_large_usable(n))
         fail_msg("%s: block of %zu bytes: usable %zu (header says %zu), expected exactly %zu", what, n, u,
-                 h->usable, ti_large_usable(n));
-    if ((uintptr_t)(p + u) % TI_PAGE != 0)
+                 h->usable, ht_large_usable(n));
+    if ((uintptr_t)(p + u) % HT_PAGE != 0)
         fail_msg("%s: block end %p is not a page end", what, (void *)(p + u));
     if (hak_heap_of(p) == NULL)
         fail_msg("%s: hak_heap_of(%p) is NULL for a live block", what, (void *)p);
@@ -64,7 +58,7 @@ static hak_large_t *check_block(const unsigned char *p, size_t n, const char *wh
 
 #define EXPECT_CACHE(ent, byt, ...)                                                                          \
     do {                                                                                                     \
-        hak_bigcache_info_t i_ = ti_bc();                                                                    \
+        hak_bigcache_info_t i_ = ht_bigcache();                                                              \
         if (i_.entries != (uint64_t)(ent) || i_.bytes != (uint64_t)(byt)) {                                  \
             print_error("cache holds %llu entries / %llu bytes (%llu chunks), expected %llu / %llu (%llu "   \
                         "chunks): ",                                                                         \
@@ -88,7 +82,7 @@ static hak_large_t *check_block(const unsigned char *p, size_t n, const char *wh
 /* Hits/misses moved by exactly (dh, dm) since `before`. */
 #define EXPECT_COUNTS(before, dh, dm, ...)                                                                   \
     do {                                                                                                     \
-        hak_bigcache_info_t n_ = ti_bc();                                                                    \
+        hak_bigcache_info_t n_ = ht_bigcache();                                                              \
         if (n_.hits != (before).hits + (dh) || n_.misses != (before).misses + (dm)) {                        \
             print_error("hits %llu -> %llu, misses %llu -> %llu, expected +%d / +%d: ",                      \
                         (unsigned long long)(before).hits, (unsigned long long)n_.hits,                      \
@@ -98,8 +92,7 @@ static hak_large_t *check_block(const unsigned char *p, size_t n, const char *wh
         }                                                                                                    \
     } while (0)
 
-/* ---- children
- * ---------------------------------------------------------------------------------------------- */
+/* ---- children ------------------------------------------------------------------------------------------ */
 
 /* HAKMEM_PURGE_DELAY_MS=600000: exact hits, calloc on reused mappings, splitting, merging on free, growing an
  * entry by merging (with and without a surplus) and by mremap, heap destroy handing blocks to the cache. */
@@ -107,27 +100,27 @@ static void child_reuse_split_merge(void **state) {
     (void)state;
     hak_collect(1);
     EXPECT_CACHE(0, 0, "after hak_collect(1)");
-    hak_bigcache_info_t b0 = ti_bc();
+    hak_bigcache_info_t b0 = ht_bigcache();
 
     /* exact hit: the same mapping comes back, with its resident pages (the old content is still there) */
-    unsigned char *p = hak_alloc(TI_MIB);
-    check_block(p, TI_MIB, "1 MiB");
-    size_t u1 = ti_large_usable(TI_MIB);
-    tu_fill(p, u1, 1);
+    unsigned char *p = hak_alloc(HT_MIB);
+    check_block(p, HT_MIB, "1 MiB");
+    size_t u1 = ht_large_usable(HT_MIB);
+    ht_fill(p, u1, 1);
     hak_free(p);
     EXPECT_CACHE(1, C, "one freed 1 MiB block (1 chunk)");
     EXPECT_KIND(base_of(p), HAK_REGION_CACHED, "freed block's chunk");
     assert_null(hak_heap_of(p));
-    unsigned char *q = hak_alloc(TI_MIB);
+    unsigned char *q = hak_alloc(HT_MIB);
     assert_ptr_equal(q, p);
-    check_block(q, TI_MIB, "1 MiB again");
+    check_block(q, HT_MIB, "1 MiB again");
     EXPECT_COUNTS(b0, 1, 0, "exact hit");
     EXPECT_CACHE(0, 0, "after the hit");
-    TI_ASSERT_PATTERN(q, TI_PAGE, u1, 1, "reused mapping did not keep its pages");
+    HT_ASSERT_PATTERN(q, HT_PAGE, u1, 1, "reused mapping did not keep its pages");
     hak_free(q);
 
     /* another request of the same chunk count: exact-count hit, usable tight for the new request */
-    hak_bigcache_info_t b1 = ti_bc();
+    hak_bigcache_info_t b1 = ht_bigcache();
     unsigned char *r = hak_alloc(REQ(1));
     assert_ptr_equal(r, p);
     check_block(r, REQ(1), "whole chunk from a 1 MiB mapping");
@@ -135,52 +128,52 @@ static void child_reuse_split_merge(void **state) {
     memset(r, 0xcd, REQ(1));
     hak_free(r);
     /* calloc on a reused, dirty mapping is zeroed over its whole usable size (smaller and full requests) */
-    unsigned char *z = hak_calloc(1, 600 * TI_KIB);
+    unsigned char *z = hak_calloc(1, 600 * HT_KIB);
     assert_ptr_equal(z, p);
-    check_block(z, 600 * TI_KIB, "calloc 600 KiB");
-    if (!tu_all_equal(z, ti_large_usable(600 * TI_KIB), 0))
+    check_block(z, 600 * HT_KIB, "calloc 600 KiB");
+    if (!ht_all_equal(z, ht_large_usable(600 * HT_KIB), 0))
         fail_msg("calloc(600 KiB) on a reused BigCache mapping is not zeroed");
-    memset(z, 0xcd, ti_large_usable(600 * TI_KIB));
+    memset(z, 0xcd, ht_large_usable(600 * HT_KIB));
     hak_free(z);
     z = hak_calloc(REQ(1), 1);
     assert_ptr_equal(z, p);
-    if (!tu_all_equal(z, REQ(1), 0))
+    if (!ht_all_equal(z, REQ(1), 0))
         fail_msg("calloc(2 MiB - 64) on a reused BigCache mapping is not zeroed");
     EXPECT_COUNTS(b1, 3, 0, "three same-count hits");
     hak_free(z);
 
     /* split: one 8 MiB block (5 chunks), then 3 + 1 + 1 chunks out of its mapping */
     hak_collect(1);
-    unsigned char *big = hak_alloc(8 * TI_MIB);
-    check_block(big, 8 * TI_MIB, "8 MiB");
-    assert_int_equal(ti_large_map(8 * TI_MIB), 5 * C);
+    unsigned char *big = hak_alloc(8 * HT_MIB);
+    check_block(big, 8 * HT_MIB, "8 MiB");
+    assert_int_equal(ht_large_map(8 * HT_MIB), 5 * C);
     unsigned char *B = base_of(big);
-    tu_fill(big, 8 * TI_MIB, 2);
+    ht_fill(big, 8 * HT_MIB, 2);
     hak_free(big);
     EXPECT_CACHE(1, 5 * C, "freed 8 MiB block");
-    hak_bigcache_info_t b2 = ti_bc();
+    hak_bigcache_info_t b2 = ht_bigcache();
     unsigned char *s1 = hak_alloc(REQ(3));
-    assert_ptr_equal(s1, B + TI_LARGE_HEADER);
+    assert_ptr_equal(s1, B + HT_LARGE_HEADER);
     check_block(s1, REQ(3), "3 chunks split off 5");
     EXPECT_CACHE(1, 2 * C, "5-chunk entry split into 3 + 2");
     EXPECT_KIND(B + 3 * C, HAK_REGION_CACHED, "the rest of a split entry");
     /* the split handed over the same pages: the 8 MiB block's content is there */
-    TI_ASSERT_PATTERN(big, TI_PAGE, 3 * C - TI_LARGE_HEADER, 2, "split head lost its pages");
-    unsigned char *s2 = hak_alloc(TI_MIB); /* no 1-chunk entry: the smallest larger (2 chunks) is split */
-    assert_ptr_equal(s2, B + 3 * C + TI_LARGE_HEADER);
-    check_block(s2, TI_MIB, "1 chunk split off 2");
+    HT_ASSERT_PATTERN(big, HT_PAGE, 3 * C - HT_LARGE_HEADER, 2, "split head lost its pages");
+    unsigned char *s2 = hak_alloc(HT_MIB); /* no 1-chunk entry: the smallest larger (2 chunks) is split */
+    assert_ptr_equal(s2, B + 3 * C + HT_LARGE_HEADER);
+    check_block(s2, HT_MIB, "1 chunk split off 2");
     EXPECT_CACHE(1, C, "2-chunk entry split into 1 + 1");
     EXPECT_KIND(B + 4 * C, HAK_REGION_CACHED, "the rest of the second split");
-    unsigned char *s3 = hak_alloc(TI_MIB);
-    assert_ptr_equal(s3, B + 4 * C + TI_LARGE_HEADER);
-    check_block(s3, TI_MIB, "last chunk");
+    unsigned char *s3 = hak_alloc(HT_MIB);
+    assert_ptr_equal(s3, B + 4 * C + HT_LARGE_HEADER);
+    check_block(s3, HT_MIB, "last chunk");
     EXPECT_CACHE(0, 0, "all 5 chunks in use");
     EXPECT_COUNTS(b2, 3, 0, "three splits/hits out of one mapping");
     EXPECT_KIND(B + C, HAK_REGION_LARGE_INNER, "interior chunk of a live block");
 
     /* merge on free, forward only: s3 alone; s1 not merged (s2 live after it); s2 absorbs s3 but not s1 */
-    tu_fill(s1, REQ(3), 3);
-    tu_fill(s2, TI_MIB, 4);
+    ht_fill(s1, REQ(3), 3);
+    ht_fill(s2, HT_MIB, 4);
     hak_free(s3);
     EXPECT_CACHE(1, C, "s3 freed");
     hak_free(s1);
@@ -193,30 +186,30 @@ static void child_reuse_split_merge(void **state) {
 
     /* grow by merging: 4 chunks wanted; no exact or larger entry, so the largest smaller one (s1, 3 chunks)
      * merges the 2-chunk entry after it and gives 1 chunk back */
-    hak_bigcache_info_t b3 = ti_bc();
+    hak_bigcache_info_t b3 = ht_bigcache();
     unsigned char *g = hak_alloc(REQ(4));
-    assert_ptr_equal(g, B + TI_LARGE_HEADER);
+    assert_ptr_equal(g, B + HT_LARGE_HEADER);
     check_block(g, REQ(4), "grown by merging");
     EXPECT_COUNTS(b3, 1, 0, "grow by merging");
     EXPECT_CACHE(1, C, "surplus chunk of the merge cached");
     EXPECT_KIND(B + 4 * C, HAK_REGION_CACHED, "surplus of the merge");
     EXPECT_KIND(B + 3 * C, HAK_REGION_LARGE_INNER, "merged entry's chunk, now inside the block");
     /* the merged pages are the old ones: s1's content, and s2's past its first page (its entry header) */
-    TI_ASSERT_PATTERN(s1, TI_PAGE, REQ(3), 3, "merged block lost s1's pages");
-    TI_ASSERT_PATTERN(s2, TI_PAGE, TI_MIB, 4, "merged block lost s2's pages");
+    HT_ASSERT_PATTERN(s1, HT_PAGE, REQ(3), 3, "merged block lost s1's pages");
+    HT_ASSERT_PATTERN(s2, HT_PAGE, HT_MIB, 4, "merged block lost s2's pages");
     /* free: merges the surplus after it again, one 5-chunk entry */
     hak_free(g);
     EXPECT_CACHE(1, 5 * C, "grown block freed, merged with its old surplus");
     /* exact merge without surplus: split 5 into 3 + 2 again, free both (forward only: two entries), take 5 */
     s1 = hak_alloc(REQ(3));
     s2 = hak_alloc(REQ(2));
-    assert_ptr_equal(s1, B + TI_LARGE_HEADER);
-    assert_ptr_equal(s2, B + 3 * C + TI_LARGE_HEADER);
+    assert_ptr_equal(s1, B + HT_LARGE_HEADER);
+    assert_ptr_equal(s2, B + 3 * C + HT_LARGE_HEADER);
     hak_free(s1);
     hak_free(s2);
     EXPECT_CACHE(2, 5 * C, "3 + 2 chunks freed in address order");
     g = hak_alloc(REQ(5));
-    assert_ptr_equal(g, B + TI_LARGE_HEADER);
+    assert_ptr_equal(g, B + HT_LARGE_HEADER);
     check_block(g, REQ(5), "3 + 2 merged");
     EXPECT_CACHE(0, 0, "exact merge");
     hak_free(g);
@@ -225,14 +218,14 @@ static void child_reuse_split_merge(void **state) {
     hak_collect(1);
     unsigned char *e = hak_alloc(REQ(1));
     check_block(e, REQ(1), "1 chunk");
-    tu_fill(e, REQ(1), 5);
+    ht_fill(e, REQ(1), 5);
     hak_free(e);
-    hak_bigcache_info_t b4 = ti_bc();
+    hak_bigcache_info_t b4 = ht_bigcache();
     unsigned char *ge = hak_alloc(REQ(3));
     check_block(ge, REQ(3), "1-chunk entry grown to 3");
     EXPECT_COUNTS(b4, 1, 0, "grow of a smaller entry");
     EXPECT_CACHE(0, 0, "grown entry taken");
-    TI_ASSERT_PATTERN(ge, TI_PAGE, REQ(1), 5, "grown cached mapping did not keep its pages (%s)",
+    HT_ASSERT_PATTERN(ge, HT_PAGE, REQ(1), 5, "grown cached mapping did not keep its pages (%s)",
                       ge == e ? "in place" : "moved");
     hak_free(ge);
 
@@ -254,7 +247,7 @@ static void child_reuse_split_merge(void **state) {
     for (int i = 0; i < 3; i++)
         hak_free(cb[i]);
     EXPECT_CACHE(3, 11 * C, "1 + 4 + 6 chunks cached apart");
-    hak_bigcache_info_t b6 = ti_bc();
+    hak_bigcache_info_t b6 = ht_bigcache();
     unsigned char *c3 = hak_alloc(REQ(3));
     if (c3 != cb[1])
         fail_msg("3 chunks from entries of 1, 4, 6: got %p, expected the 4-chunk entry %p split (1-chunk %p, "
@@ -271,16 +264,16 @@ static void child_reuse_split_merge(void **state) {
     /* nothing larger: the 6-chunk entry grows (moved: a live block follows it), and its 2 new chunks are
      * not faulted in fresh but gathered: the first 2 (dirty) chunks of the newest other entry, the 4-chunk
      * one, move into them */
-    hak_bigcache_info_t b7 = ti_bc();
+    hak_bigcache_info_t b7 = ht_bigcache();
     unsigned char *c8 = hak_alloc(REQ(8));
     check_block(c8, REQ(8), "largest smaller entry grown");
     EXPECT_CACHE(2, 3 * C, "the 1-chunk entry and the 4-chunk entry's last 2 chunks are left");
     EXPECT_KIND(base_of(cb[0]), HAK_REGION_CACHED, "1-chunk entry left alone");
     EXPECT_KIND(base_of(cb[1]) + 2 * C, HAK_REGION_CACHED, "the rest of the 4-chunk entry stays cached");
-    if (ti_bc().gathered != b7.gathered + 2 * C)
+    if (ht_bigcache().gathered != b7.gathered + 2 * C)
         fail_msg("gathered %llu bytes into the grown block, expected 2 chunks",
-                 (unsigned long long)(ti_bc().gathered - b7.gathered));
-    if (!ti_unmapped(base_of(cb[1]), 2 * C))
+                 (unsigned long long)(ht_bigcache().gathered - b7.gathered));
+    if (!ht_unmapped(base_of(cb[1]), 2 * C))
         fail_msg("the 4-chunk entry's first 2 chunks are still mapped at their old address");
     hak_free(c8);
     for (int i = 0; i < 3; i++)
@@ -300,7 +293,7 @@ static void child_reuse_split_merge(void **state) {
         memset(hp[i], 0x11, REQ((size_t)i + 1));
     }
     hak_heap_destroy(h);
-    hak_bigcache_info_t b5 = ti_bc();
+    hak_bigcache_info_t b5 = ht_bigcache();
     if (b5.bytes != 10 * C || b5.entries < 1 || b5.entries > 4)
         fail_msg("destroyed heap's blocks (1+2+3+4 chunks): cache holds %llu entries / %llu chunks",
                  (unsigned long long)b5.entries, (unsigned long long)(b5.bytes / C));
@@ -325,21 +318,21 @@ static void child_realloc(void **state) {
     check_block(big, REQ(5), "5 chunks");
     unsigned char *B = base_of(big);
     hak_free(big);
-    unsigned char *x = hak_alloc(300 * TI_KIB); /* split: 1 chunk at B, 4 cached at B + C */
-    assert_ptr_equal(x, B + TI_LARGE_HEADER);
-    check_block(x, 300 * TI_KIB, "300 KiB");
+    unsigned char *x = hak_alloc(300 * HT_KIB); /* split: 1 chunk at B, 4 cached at B + C */
+    assert_ptr_equal(x, B + HT_LARGE_HEADER);
+    check_block(x, 300 * HT_KIB, "300 KiB");
     EXPECT_CACHE(1, 4 * C, "4 chunks cached after the block");
-    tu_fill(x, 300 * TI_KIB, 10);
-    hak_bigcache_info_t b0 = ti_bc();
+    ht_fill(x, 300 * HT_KIB, 10);
+    hak_bigcache_info_t b0 = ht_bigcache();
 
     /* within the mapping: same block, tight usable, no cache operation */
-    unsigned char *y = hak_realloc(x, 1536 * TI_KIB);
+    unsigned char *y = hak_realloc(x, 1536 * HT_KIB);
     assert_ptr_equal(y, x);
-    check_block(y, 1536 * TI_KIB, "realloc 300 KiB -> 1.5 MiB within the chunk");
+    check_block(y, 1536 * HT_KIB, "realloc 300 KiB -> 1.5 MiB within the chunk");
     EXPECT_CACHE(1, 4 * C, "growth within the mapping");
     EXPECT_COUNTS(b0, 0, 0, "growth within the mapping");
-    TI_ASSERT_PATTERN(y, 0, 300 * TI_KIB, 10, "content after growth within the mapping");
-    tu_fill(y, 1536 * TI_KIB, 11);
+    HT_ASSERT_PATTERN(y, 0, 300 * HT_KIB, 10, "content after growth within the mapping");
+    ht_fill(y, 1536 * HT_KIB, 11);
 
     /* grow to 3 chunks: merges the 4 cached chunks after it, 2 go back to the cache */
     y = hak_realloc(x, REQ(3));
@@ -349,30 +342,30 @@ static void child_realloc(void **state) {
     EXPECT_KIND(B + 3 * C, HAK_REGION_CACHED, "surplus of the merge");
     EXPECT_KIND(B + C, HAK_REGION_LARGE_INNER, "merged chunk, now inside the block");
     EXPECT_COUNTS(b0, 0, 0, "realloc merge is not a take");
-    TI_ASSERT_PATTERN(y, 0, 1536 * TI_KIB, 11, "content after growth by merging");
-    tu_fill(y, REQ(3), 12);
+    HT_ASSERT_PATTERN(y, 0, 1536 * HT_KIB, 11, "content after growth by merging");
+    ht_fill(y, REQ(3), 12);
 
     /* grow to exactly the cached chunks' end */
     y = hak_realloc(x, REQ(5));
     assert_ptr_equal(y, x);
     check_block(y, REQ(5), "realloc to 5 chunks by merging");
     EXPECT_CACHE(0, 0, "all cached chunks merged");
-    TI_ASSERT_PATTERN(y, 0, REQ(3), 12, "content after the second merge");
-    tu_fill(y, REQ(5), 13);
+    HT_ASSERT_PATTERN(y, 0, REQ(3), 12, "content after the second merge");
+    ht_fill(y, REQ(5), 13);
 
     /* shrink by whole chunks (below half the usable size, so it is not kept as is): the tail is cached */
-    y = hak_realloc(x, TI_MIB);
+    y = hak_realloc(x, HT_MIB);
     assert_ptr_equal(y, x);
-    check_block(y, TI_MIB, "realloc 5 chunks -> 1 MiB");
+    check_block(y, HT_MIB, "realloc 5 chunks -> 1 MiB");
     EXPECT_CACHE(1, 4 * C, "4 tail chunks cached");
     EXPECT_KIND(B + C, HAK_REGION_CACHED, "the released tail");
-    TI_ASSERT_PATTERN(y, 0, TI_MIB, 13, "content after shrinking by chunks");
+    HT_ASSERT_PATTERN(y, 0, HT_MIB, 13, "content after shrinking by chunks");
     /* shrink within the chunk: usable shrinks, the cache does not change */
-    y = hak_realloc(x, 400 * TI_KIB);
+    y = hak_realloc(x, 400 * HT_KIB);
     assert_ptr_equal(y, x);
-    check_block(y, 400 * TI_KIB, "realloc 1 MiB -> 400 KiB");
+    check_block(y, 400 * HT_KIB, "realloc 1 MiB -> 400 KiB");
     EXPECT_CACHE(1, 4 * C, "shrink within the chunk");
-    TI_ASSERT_PATTERN(y, 0, 400 * TI_KIB, 13, "content after shrinking within the chunk");
+    HT_ASSERT_PATTERN(y, 0, 400 * HT_KIB, 13, "content after shrinking within the chunk");
     EXPECT_COUNTS(b0, 0, 0, "realloc does not take from the cache");
 
     /* grow past the cached chunks: merge 4, then mremap (in place, else moved without copying: the old range
@@ -380,7 +373,7 @@ static void child_realloc(void **state) {
     y = hak_realloc(x, REQ(8));
     check_block(y, REQ(8), "realloc to 8 chunks: merge + mremap");
     EXPECT_CACHE(0, 0, "growth past the cached chunks merged them and did not copy");
-    TI_ASSERT_PATTERN(y, 0, 400 * TI_KIB, 13, "content after merge + mremap (%s)",
+    HT_ASSERT_PATTERN(y, 0, 400 * HT_KIB, 13, "content after merge + mremap (%s)",
                       y == x ? "in place" : "moved");
     if (y != x) {
         assert_null(hak_heap_of(x));
@@ -429,12 +422,12 @@ static void child_table(void **state) {
         check_block(sep[i], REQ(1), "separator");
     }
     size_t order[TBL_N];
-    tu_rng_t rng;
-    tu_seed(&rng, 7);
+    ht_rng_t rng;
+    ht_seed(&rng, 7);
     for (size_t i = 0; i < TBL_N; i++)
         order[i] = i;
     for (size_t i = TBL_N - 1; i > 0; i--) {
-        size_t j = (size_t)(tu_next(&rng) % (i + 1)), t = order[i];
+        size_t j = (size_t)(ht_next(&rng) % (i + 1)), t = order[i];
         order[i] = order[j];
         order[j] = t;
     }
@@ -456,7 +449,7 @@ static void child_table(void **state) {
         stack[k][depth[k]++] = i;
         entries++;
         bytes += k * C;
-        hak_bigcache_info_t b = ti_bc();
+        hak_bigcache_info_t b = ht_bigcache();
         if (b.entries != entries || b.bytes != bytes || b.table_capacity != sim.cap)
             fail_msg(
                 "after freeing %zu blocks (%zu chunk counts): %llu entries / %llu chunks, capacity %llu; "
@@ -465,14 +458,14 @@ static void child_table(void **state) {
                 (unsigned long long)b.table_capacity, entries, bytes / C, (unsigned long long)sim.cap);
     }
     print_message("%zu entries of %zu chunk counts cached (%zu kept live): table capacity %llu\n", entries,
-                  keys, skipped, (unsigned long long)ti_bc().table_capacity);
+                  keys, skipped, (unsigned long long)ht_bigcache().table_capacity);
     if (keys <= 48)
         fail_msg("only %zu distinct chunk counts could be cached apart: the table never reaches 128", keys);
-    assert_int_equal(ti_bc().table_capacity, 128);
+    assert_int_equal(ht_bigcache().table_capacity, 128);
 
     /* take every entry back, chunk counts in a shuffled order: exact hits, the newest of a count first */
     for (size_t i = TBL_N - 1; i > 0; i--) {
-        size_t j = (size_t)(tu_next(&rng) % (i + 1)), t = order[i];
+        size_t j = (size_t)(ht_next(&rng) % (i + 1)), t = order[i];
         order[i] = order[j];
         order[j] = t;
     }
@@ -481,7 +474,7 @@ static void child_table(void **state) {
         if (depth[k] == 0) /* as many visits of a chunk count as blocks of it: every cached one is taken */
             continue;
         size_t want = stack[k][--depth[k]];
-        hak_bigcache_info_t b0 = ti_bc();
+        hak_bigcache_info_t b0 = ht_bigcache();
         unsigned char *r = hak_alloc(REQ(k));
         if (r != blk[want])
             fail_msg("%zu chunks: got %p, expected the cached %p (newest of its count)", k, (void *)r,
@@ -494,7 +487,7 @@ static void child_table(void **state) {
             tsim_del(&sim);
         entries--;
         bytes -= k * C;
-        hak_bigcache_info_t b = ti_bc();
+        hak_bigcache_info_t b = ht_bigcache();
         if (b.entries != entries || b.bytes != bytes || b.table_capacity != sim.cap)
             fail_msg(
                 "after taking %zu chunks: %llu entries / %llu chunks, capacity %llu; expected %zu / %zu, "
@@ -503,21 +496,21 @@ static void child_table(void **state) {
                 (unsigned long long)b.table_capacity, entries, bytes / C, (unsigned long long)sim.cap);
     }
     EXPECT_CACHE(0, 0, "every entry taken back");
-    assert_int_equal(ti_bc().table_capacity, 16);
+    assert_int_equal(ht_bigcache().table_capacity, 16);
 
     /* everything freed (now they merge where adjacent), then hak_collect(1) empties the cache */
     for (size_t i = 0; i < TBL_N; i++) {
         hak_free(blk[i]);
         hak_free(sep[i]);
     }
-    hak_bigcache_info_t full = ti_bc();
+    hak_bigcache_info_t full = ht_bigcache();
     assert_int_equal(full.bytes, (TBL_K * (TBL_K + 1) / 2 + TBL_DUP * (TBL_DUP + 1) / 2 + TBL_N) * C);
     hak_collect(1);
     EXPECT_CACHE(0, 0, "hak_collect(1)");
-    assert_int_equal(ti_bc().table_capacity, 16);
-    assert_int_equal(ti_bc().purged, full.purged + full.entries);
+    assert_int_equal(ht_bigcache().table_capacity, 16);
+    assert_int_equal(ht_bigcache().purged, full.purged + full.entries);
     for (size_t i = 0; i < TBL_N; i++)
-        if (!ti_unmapped(base_of(blk[i]), TI_PAGE))
+        if (!ht_unmapped(base_of(blk[i]), HT_PAGE))
             fail_msg("block %zu still mapped after hak_collect(1)", i);
 }
 
@@ -532,7 +525,7 @@ typedef struct {
 
 static void fifo_put(fifo_t *f, unsigned char *base, size_t size, size_t bound) {
     if (size > bound) {
-        if (!ti_unmapped(base, size))
+        if (!ht_unmapped(base, size))
             fail_msg("mapping of %zu MiB above the bound is still mapped after its free", size >> 20);
     } else {
         f->base[f->tail] = base;
@@ -543,10 +536,10 @@ static void fifo_put(fifo_t *f, unsigned char *base, size_t size, size_t bound) 
         unsigned char *old = f->base[f->head];
         f->bytes -= f->size[f->head++];
         EXPECT_KIND(old, HAK_REGION_NONE, "evicted entry");
-        if (!ti_unmapped(old, f->size[f->head - 1]))
+        if (!ht_unmapped(old, f->size[f->head - 1]))
             fail_msg("evicted entry %p still mapped", (void *)old);
     }
-    hak_bigcache_info_t b = ti_bc();
+    hak_bigcache_info_t b = ht_bigcache();
     if (b.bytes > bound)
         fail_msg("cached bytes %llu exceed the bound", (unsigned long long)b.bytes);
     EXPECT_CACHE(f->tail - f->head, f->bytes, "oldest evicted first under the 8 MiB bound");
@@ -556,42 +549,42 @@ static void fifo_put(fifo_t *f, unsigned char *base, size_t size, size_t bound) 
 
 static void child_byte_bound(void **state) {
     (void)state;
-    const size_t bound = 8 * TI_MIB;
+    const size_t bound = 8 * HT_MIB;
     hak_collect(1);
     enum { N = 24 };
     static unsigned char *p[N], *sep[N + 3];
     static size_t n_of[N];
-    tu_rng_t r;
-    tu_seed(&r, 99);
+    ht_rng_t r;
+    ht_seed(&r, 99);
     /* a 10 MiB block (5 chunks, above the bound), an 8 MiB one (4 chunks, the bound exactly), a 6-chunk one
      * to shrink later, and 24 blocks of 1-3 chunks; a live 1-chunk block after each */
-    unsigned char *over = hak_alloc(10 * TI_MIB), *exact = hak_alloc(REQ(4));
-    check_block(over, 10 * TI_MIB, "10 MiB");
-    sep[N] = hak_alloc(TI_MIB);
+    unsigned char *over = hak_alloc(10 * HT_MIB), *exact = hak_alloc(REQ(4));
+    check_block(over, 10 * HT_MIB, "10 MiB");
+    sep[N] = hak_alloc(HT_MIB);
     check_block(exact, REQ(4), "8 MiB");
-    sep[N + 1] = hak_alloc(TI_MIB);
+    sep[N + 1] = hak_alloc(HT_MIB);
     unsigned char *six = hak_alloc(REQ(6));
     check_block(six, REQ(6), "6 chunks");
-    sep[N + 2] = hak_alloc(TI_MIB);
+    sep[N + 2] = hak_alloc(HT_MIB);
     for (size_t i = 0; i < N; i++) {
-        size_t k = 1 + (size_t)(tu_next(&r) % 3);
-        n_of[i] = REQ(k) - (size_t)(tu_next(&r) % (C / 2));
+        size_t k = 1 + (size_t)(ht_next(&r) % 3);
+        n_of[i] = REQ(k) - (size_t)(ht_next(&r) % (C / 2));
         p[i] = hak_alloc(n_of[i]);
         check_block(p[i], n_of[i], "bound block");
-        sep[i] = hak_alloc(TI_MIB);
+        sep[i] = hak_alloc(HT_MIB);
         assert_non_null(sep[i]);
     }
-    assert_int_equal(ti_large_map(10 * TI_MIB), 6 * C);
+    assert_int_equal(ht_large_map(10 * HT_MIB), 6 * C);
     fifo_t f;
     memset(&f, 0, sizeof f);
     for (size_t i = 0; i < N; i++) {
-        size_t m = ti_large_map(n_of[i]);
+        size_t m = ht_large_map(n_of[i]);
         if (hak_region_kind(base_of(p[i]) + m) == HAK_REGION_CACHED)
             fail_msg("setup: block %zu is right before a cached mapping despite the live block after it", i);
         hak_free(p[i]);
         fifo_put(&f, base_of(p[i]), m, bound);
     }
-    assert_true(ti_bc().bytes > bound / 2); /* the cache is in use, up to its bound */
+    assert_true(ht_bigcache().bytes > bound / 2); /* the cache is in use, up to its bound */
     /* above the bound: unmapped on free, the cache untouched */
     hak_free(over);
     fifo_put(&f, base_of(over), 6 * C, bound);
@@ -603,49 +596,49 @@ static void child_byte_bound(void **state) {
     /* a merge past the bound: the 6-chunk block shrinks to 3 (its 3-chunk tail is cached, evicting the 8 MiB
      * entry), then its free merges the tail into 6 chunks = 12 MiB, which the cache cannot keep */
     unsigned char *S = base_of(six);
-    tu_fill(six, REQ(6), 20);
+    ht_fill(six, REQ(6), 20);
     if (hak_region_kind(S + 6 * C) == HAK_REGION_CACHED)
         fail_msg("setup: the 6-chunk block is right before a cached mapping");
     unsigned char *six2 = hak_realloc(six, REQ(3));
     assert_ptr_equal(six2, six);
     check_block(six2, REQ(3), "6 chunks shrunk to 3");
     fifo_put(&f, S + 3 * C, 3 * C, bound);
-    TI_ASSERT_PATTERN(six, 0, REQ(3), 20, "block shrunk by chunks");
+    HT_ASSERT_PATTERN(six, 0, REQ(3), 20, "block shrunk by chunks");
     hak_free(six2);
     EXPECT_CACHE(0, 0, "a 12 MiB merged entry is over the 8 MiB bound: not kept");
     EXPECT_KIND(S, HAK_REGION_NONE, "over-bound merged entry");
     EXPECT_KIND(S + 3 * C, HAK_REGION_NONE, "tail merged into the over-bound entry");
-    if (!ti_unmapped(S, 6 * C))
+    if (!ht_unmapped(S, 6 * C))
         fail_msg("over-bound merged entry still mapped");
     for (size_t i = 0; i < N + 3; i++)
         hak_free(sep[i]);
-    assert_true(ti_bc().bytes <= bound);
+    assert_true(ht_bigcache().bytes <= bound);
 
     /* random mix of allocations and frees: the bound holds after every operation, live blocks stay intact */
     enum { L = 8 };
     unsigned char *live[L] = {0};
     size_t ln[L] = {0};
     for (int op = 0; op < 400; op++) {
-        size_t k = (size_t)(tu_next(&r) % L);
+        size_t k = (size_t)(ht_next(&r) % L);
         if (live[k]) {
-            TI_ASSERT_PATTERN(live[k], 0, 4096, k + 1000, "live block before free");
-            TI_ASSERT_PATTERN(live[k], ln[k] - 4096, ln[k], k + 1000, "live block tail before free");
+            HT_ASSERT_PATTERN(live[k], 0, 4096, k + 1000, "live block before free");
+            HT_ASSERT_PATTERN(live[k], ln[k] - 4096, ln[k], k + 1000, "live block tail before free");
             hak_free(live[k]);
             live[k] = NULL;
         } else {
-            ln[k] = 260 * TI_KIB + (size_t)(tu_next(&r) % (5 * TI_MIB));
+            ln[k] = 260 * HT_KIB + (size_t)(ht_next(&r) % (5 * HT_MIB));
             live[k] = hak_alloc(ln[k]);
             check_block(live[k], ln[k], "random mix");
-            ti_fill_range(live[k], 0, 4096, k + 1000);
-            ti_fill_range(live[k], ln[k] - 4096, ln[k], k + 1000);
+            ht_fill_range(live[k], 0, 4096, k + 1000);
+            ht_fill_range(live[k], ln[k] - 4096, ln[k], k + 1000);
         }
-        hak_bigcache_info_t b = ti_bc();
+        hak_bigcache_info_t b = ht_bigcache();
         if (b.bytes > bound)
             fail_msg("op %d: cached bytes %llu exceed the bound", op, (unsigned long long)b.bytes);
     }
     for (size_t k = 0; k < L; k++)
         hak_free(live[k]);
-    assert_true(ti_bc().bytes <= bound);
+    assert_true(ht_bigcache().bytes <= bound);
 }
 
 /* HAKMEM_PURGE_DELAY_MS=50: entries idle past the delay are unmapped on the next cache operation (a free, a
@@ -658,43 +651,43 @@ static void child_purge_delay(void **state) {
     sep[0] = hak_alloc(REQ(1));
     q[1] = hak_alloc(REQ(1));
     sep[1] = hak_alloc(REQ(1));
-    p = hak_alloc(16 * TI_MIB);
+    p = hak_alloc(16 * HT_MIB);
     sep[2] = hak_alloc(REQ(1));
-    check_block(p, 16 * TI_MIB, "16 MiB");
+    check_block(p, 16 * HT_MIB, "16 MiB");
     for (int i = 0; i < 2; i++)
         check_block(q[i], REQ(1), "1 chunk");
-    size_t pm = ti_large_map(16 * TI_MIB);
+    size_t pm = ht_large_map(16 * HT_MIB);
     assert_int_equal(pm, 9 * C);
-    memset(p, 1, 16 * TI_MIB);
+    memset(p, 1, 16 * HT_MIB);
     size_t rss_live;
-    ti_statm(NULL, &rss_live);
+    ht_statm(NULL, &rss_live);
     uint64_t t0 = now_ms();
     hak_free(p);
-    hak_bigcache_info_t b1 = ti_bc();
+    hak_bigcache_info_t b1 = ht_bigcache();
     EXPECT_CACHE(1, pm, "16 MiB block freed");
     /* not idle long enough yet: a collect without force keeps it */
     hak_collect(0);
     if (now_ms() - t0 < 40)
         EXPECT_CACHE(1, pm, "hak_collect(0) before the delay");
-    ti_sleep_ms(200);
+    ht_sleep_ms(200);
     /* another cache operation (the free of a block that does not merge with it) purges the idle entry */
     unsigned char *trigger = q[base_of(q[0]) + C == base_of(p) ? 1 : 0];
     hak_free(trigger);
-    hak_bigcache_info_t b2 = ti_bc();
+    hak_bigcache_info_t b2 = ht_bigcache();
     assert_int_equal(b2.purged, b1.purged + 1);
     EXPECT_CACHE(1, C, "idle entry purged by a free, only the new entry left");
     EXPECT_KIND(base_of(p), HAK_REGION_NONE, "purged entry");
-    if (!ti_unmapped(base_of(p), pm))
+    if (!ht_unmapped(base_of(p), pm))
         fail_msg("purged entry still mapped");
     assert_null(hak_heap_of(p));
     size_t rss_after;
-    ti_statm(NULL, &rss_after);
-    if (rss_after + 12 * TI_MIB > rss_live)
+    ht_statm(NULL, &rss_after);
+    if (rss_after + 12 * HT_MIB > rss_live)
         fail_msg("RSS did not drop after the purge: %zu -> %zu bytes", rss_live, rss_after);
     /* hak_collect(0) purges idle entries by itself */
-    ti_sleep_ms(200);
+    ht_sleep_ms(200);
     hak_collect(0);
-    hak_bigcache_info_t b3 = ti_bc();
+    hak_bigcache_info_t b3 = ht_bigcache();
     EXPECT_CACHE(0, 0, "hak_collect(0) after the delay");
     assert_int_equal(b3.purged, b2.purged + 1);
     /* a take purges the idle entries it does not use: two idle entries of 1 and 2 chunks kept apart, a
@@ -708,14 +701,14 @@ static void child_purge_delay(void **state) {
     hak_free(one);
     hak_free(two);
     EXPECT_CACHE(2, 3 * C, "1 + 2 chunks cached apart");
-    ti_sleep_ms(200);
-    hak_bigcache_info_t b4 = ti_bc();
+    ht_sleep_ms(200);
+    hak_bigcache_info_t b4 = ht_bigcache();
     unsigned char *t = hak_alloc(REQ(2));
     assert_ptr_equal(t, two);
     EXPECT_COUNTS(b4, 1, 0, "take of an idle entry");
-    assert_int_equal(ti_bc().purged, b4.purged + 1);
+    assert_int_equal(ht_bigcache().purged, b4.purged + 1);
     EXPECT_CACHE(0, 0, "the other idle entry purged by the take");
-    if (!ti_unmapped(base_of(one), C))
+    if (!ht_unmapped(base_of(one), C))
         fail_msg("idle entry purged by a take still mapped");
     hak_free(t);
     hak_free(sep2);
@@ -731,72 +724,72 @@ static void child_collect_rss(void **state) {
     unsigned char *p[N];
     hak_collect(1);
     size_t rss0, rss1, rss2, rss3;
-    ti_statm(NULL, &rss0);
+    ht_statm(NULL, &rss0);
     for (int i = 0; i < N; i++) {
-        p[i] = hak_alloc(4 * TI_MIB);
-        check_block(p[i], 4 * TI_MIB, "4 MiB");
-        memset(p[i], i + 1, 4 * TI_MIB);
+        p[i] = hak_alloc(4 * HT_MIB);
+        check_block(p[i], 4 * HT_MIB, "4 MiB");
+        memset(p[i], i + 1, 4 * HT_MIB);
     }
-    ti_statm(NULL, &rss1);
-    assert_true(rss1 >= rss0 + 60 * TI_MIB);
+    ht_statm(NULL, &rss1);
+    assert_true(rss1 >= rss0 + 60 * HT_MIB);
     for (int i = 0; i < N; i++)
         hak_free(p[i]);
     /* 3 chunks each; adjacent ones may have merged, the bytes are exact */
-    hak_bigcache_info_t b = ti_bc();
-    if (b.bytes != N * ti_large_map(4 * TI_MIB) || b.entries < 1 || b.entries > N)
+    hak_bigcache_info_t b = ht_bigcache();
+    if (b.bytes != N * ht_large_map(4 * HT_MIB) || b.entries < 1 || b.entries > N)
         fail_msg("16 freed 4 MiB blocks: %llu entries / %llu bytes cached, expected %zu bytes",
-                 (unsigned long long)b.entries, (unsigned long long)b.bytes, N * ti_large_map(4 * TI_MIB));
+                 (unsigned long long)b.entries, (unsigned long long)b.bytes, N * ht_large_map(4 * HT_MIB));
     /* every page was written: all of it is dirty (resident), and the statistics count it cached */
-    if (b.dirty < N * ti_large_usable(4 * TI_MIB))
+    if (b.dirty < N * ht_large_usable(4 * HT_MIB))
         fail_msg("16 freed, fully written 4 MiB blocks: only %llu dirty bytes cached",
                  (unsigned long long)b.dirty);
-    hak_stats_t st = ti_stats(NULL);
+    hak_stats_t st = ht_stats(NULL);
     assert_true(st.cached_bytes >= b.dirty);
-    ti_statm(NULL, &rss2);
-    assert_true(rss2 + 8 * TI_MIB >= rss1); /* cached mappings keep their pages */
+    ht_statm(NULL, &rss2);
+    assert_true(rss2 + 8 * HT_MIB >= rss1); /* cached mappings keep their pages */
     hak_collect(1);
     EXPECT_CACHE(0, 0, "hak_collect(1)");
-    assert_int_equal(ti_bc().purged, b.purged + b.entries);
-    ti_statm(NULL, &rss3);
+    assert_int_equal(ht_bigcache().purged, b.purged + b.entries);
+    ht_statm(NULL, &rss3);
     print_message("RSS: start %zu MiB, 64 MiB live %zu MiB, freed (cached) %zu MiB, collected %zu MiB\n",
                   rss0 >> 20, rss1 >> 20, rss2 >> 20, rss3 >> 20);
-    if (rss3 + 56 * TI_MIB > rss2)
+    if (rss3 + 56 * HT_MIB > rss2)
         fail_msg("RSS did not drop after hak_collect(1): %zu -> %zu", rss2, rss3);
     for (int i = 0; i < N; i++)
-        if (!ti_unmapped(base_of(p[i]), ti_large_map(4 * TI_MIB)))
+        if (!ht_unmapped(base_of(p[i]), ht_large_map(4 * HT_MIB)))
             fail_msg("block %d still mapped after hak_collect(1)", i);
-    hak_stats_t st2 = ti_stats(NULL);
-    assert_true(st2.cached_bytes + N * ti_large_usable(4 * TI_MIB) <= st.cached_bytes);
+    hak_stats_t st2 = ht_stats(NULL);
+    assert_true(st2.cached_bytes + N * ht_large_usable(4 * HT_MIB) <= st.cached_bytes);
 }
 
 /* The resident budget: cached pages are kept while live large blocks are below their high-water mark plus an
  * eighth, and purged (address space kept) when live + cached would pass that. */
 static void child_resident_budget(void **state) {
     (void)state;
-    const size_t big = 32 * TI_MIB;
+    const size_t big = 32 * HT_MIB;
     hak_collect(1);
-    hak_bigcache_info_t b0 = ti_bc();
+    hak_bigcache_info_t b0 = ht_bigcache();
     unsigned char *a = hak_alloc(big);
     check_block(a, big, "32 MiB");
     memset(a, 0xab, big);
     hak_free(a);
-    hak_bigcache_info_t b1 = ti_bc();
-    if (b1.dirty < ti_large_usable(big) || b1.live != b0.live ||
-        b1.live_peak < b0.live + ti_large_usable(big))
+    hak_bigcache_info_t b1 = ht_bigcache();
+    if (b1.dirty < ht_large_usable(big) || b1.live != b0.live ||
+        b1.live_peak < b0.live + ht_large_usable(big))
         fail_msg("after a written 32 MiB block is freed: %llu dirty cached, live %llu (was %llu), peak %llu",
                  (unsigned long long)b1.dirty, (unsigned long long)b1.live, (unsigned long long)b0.live,
                  (unsigned long long)b1.live_peak);
 
     /* Below the peak: an 8 MiB block reuses the cached pages; the rest stays cached and resident. */
-    unsigned char *s = hak_alloc(8 * TI_MIB);
-    check_block(s, 8 * TI_MIB, "8 MiB");
-    hak_bigcache_info_t b2 = ti_bc();
+    unsigned char *s = hak_alloc(8 * HT_MIB);
+    check_block(s, 8 * HT_MIB, "8 MiB");
+    hak_bigcache_info_t b2 = ht_bigcache();
     if (b2.trimmed != b1.trimmed || b2.hits != b1.hits + 1)
         fail_msg(
             "8 MiB under the peak: trimmed %llu -> %llu bytes, hits %llu -> %llu (expected a hit, no trim)",
             (unsigned long long)b1.trimmed, (unsigned long long)b2.trimmed, (unsigned long long)b1.hits,
             (unsigned long long)b2.hits);
-    if (b2.live + b2.dirty > b2.live_peak + b2.entries * TI_PAGE) /* an entry's first page holds the entry */
+    if (b2.live + b2.dirty > b2.live_peak + b2.entries * HT_PAGE) /* an entry's first page holds the entry */
         fail_msg("live %llu + cached dirty %llu exceed the peak %llu", (unsigned long long)b2.live,
                  (unsigned long long)b2.dirty, (unsigned long long)b2.live_peak);
 
@@ -804,22 +797,22 @@ static void child_resident_budget(void **state) {
      * exceed the high-water mark of live plus an eighth: the oldest cached pages are purged down to that
      * budget, their address space stays cached. */
     size_t rss_before, rss_after;
-    ti_statm(NULL, &rss_before);
-    unsigned char *f = hak_aligned_alloc(2 * TI_MIB, big);
+    ht_statm(NULL, &rss_before);
+    unsigned char *f = hak_aligned_alloc(2 * HT_MIB, big);
     assert_non_null(f);
     memset(f, 0xcd, big);
-    ti_statm(NULL, &rss_after);
-    hak_bigcache_info_t b3 = ti_bc();
-    uint64_t budget = b3.live_peak + (b3.live_peak / 8 & ~(uint64_t)(TI_PAGE - 1));
-    uint64_t kept = b3.dirty - b3.entries * TI_PAGE; /* an entry's first page holds the entry: never purged */
-    uint64_t over = b3.live + (b2.dirty - b2.entries * TI_PAGE) - budget; /* what had to go */
+    ht_statm(NULL, &rss_after);
+    hak_bigcache_info_t b3 = ht_bigcache();
+    uint64_t budget = b3.live_peak + (b3.live_peak / 8 & ~(uint64_t)(HT_PAGE - 1));
+    uint64_t kept = b3.dirty - b3.entries * HT_PAGE; /* an entry's first page holds the entry: never purged */
+    uint64_t over = b3.live + (b2.dirty - b2.entries * HT_PAGE) - budget; /* what had to go */
     uint64_t trimmed = b3.trimmed - b2.trimmed;
     print_message(
         "live %llu MiB (peak %llu), budget %llu MiB: trimmed %llu MiB, %llu MiB still cached dirty\n",
         (unsigned long long)(b3.live >> 20), (unsigned long long)(b3.live_peak >> 20),
         (unsigned long long)(budget >> 20), (unsigned long long)(trimmed >> 20),
         (unsigned long long)(kept >> 20));
-    if (b3.live_peak < b3.live || b3.live + kept > budget || trimmed < over || trimmed > over + TI_PAGE ||
+    if (b3.live_peak < b3.live || b3.live + kept > budget || trimmed < over || trimmed > over + HT_PAGE ||
         b3.bytes != b2.bytes)
         fail_msg(
             "past the budget: live %llu, peak %llu, budget %llu: trimmed %llu (expected %llu), %llu dirty "
@@ -830,23 +823,23 @@ static void child_resident_budget(void **state) {
     /* 32 MiB written while the trimmed pages went back: RSS grew by about 32 MiB less what was trimmed */
     print_message("RSS: %zu MiB before the aligned block, %zu MiB after\n", rss_before >> 20,
                   rss_after >> 20);
-#if !HAKMEM_TEST_SANITIZED /* sanitizer shadow memory grows with every page written: RSS says nothing there  \
-                            */
-    if (rss_after > rss_before + big - trimmed + 4 * TI_MIB)
+#if !HT_SANITIZED /* sanitizer shadow memory grows with every page written: RSS says nothing there           \
+                   */
+    if (rss_after > rss_before + big - trimmed + 4 * HT_MIB)
         fail_msg("RSS grew from %zu to %zu MiB with %llu MiB trimmed: the cached pages were not purged",
                  rss_before >> 20, rss_after >> 20, (unsigned long long)(trimmed >> 20));
 #endif
 
     /* A purged entry still serves allocations: calloc of its whole size is zero, old data gone. */
-    unsigned char *z = hak_calloc(1, 24 * TI_MIB);
-    check_block(z, 24 * TI_MIB, "24 MiB calloc");
-    for (size_t i = 0; i < 24 * TI_MIB; i += sizeof(uint64_t)) {
+    unsigned char *z = hak_calloc(1, 24 * HT_MIB);
+    check_block(z, 24 * HT_MIB, "24 MiB calloc");
+    for (size_t i = 0; i < 24 * HT_MIB; i += sizeof(uint64_t)) {
         uint64_t w;
         memcpy(&w, z + i, sizeof w);
         if (w != 0)
             fail_msg("calloc over a partly purged cached mapping: bytes at %zu are not zero", i);
     }
-    assert_int_equal(ti_bc().hits, b3.hits + 1);
+    assert_int_equal(ht_bigcache().hits, b3.hits + 1);
     hak_free(z);
     hak_free(s);
     hak_free(f);
@@ -863,8 +856,8 @@ static void child_large_loop(void **state) {
     size_t len[SLOTS] = {0}, live = 0, peak_live = 0, rss0, rss, peak_rss = 0;
     uint64_t x = 0x9e3779b97f4a7c15ull;
     hak_collect(1);
-    ti_statm(NULL, &rss0);
-    hak_bigcache_info_t b0 = ti_bc();
+    ht_statm(NULL, &rss0);
+    hak_bigcache_info_t b0 = ht_bigcache();
     for (int i = 0; i < OPS; i++) {
         x ^= x << 13;
         x ^= x >> 7;
@@ -874,22 +867,22 @@ static void child_large_loop(void **state) {
             if (slot[k][len[k] - 1] != (unsigned char)(k + 1))
                 fail_msg("step %d: last byte of a %zu-byte block lost", i, len[k]);
             hak_free(slot[k]);
-            live -= ti_large_map(len[k]);
+            live -= ht_large_map(len[k]);
         }
         size_t n = (size_t)1 << (20 + (x >> 8) % 5); /* 1-16 MiB, then up to twice that */
         n += (size_t)(x >> 20) % n;
         slot[k] = hak_alloc(n);
         check_block(slot[k], n, "loop block");
-        for (size_t off = 0; off < n; off += TI_PAGE)
+        for (size_t off = 0; off < n; off += HT_PAGE)
             slot[k][off] = (unsigned char)(k + 1);
         slot[k][n - 1] = (unsigned char)(k + 1);
         len[k] = n;
-        live += ti_large_map(n);
+        live += ht_large_map(n);
         peak_live = live > peak_live ? live : peak_live;
-        ti_statm(NULL, &rss);
+        ht_statm(NULL, &rss);
         peak_rss = rss > peak_rss ? rss : peak_rss;
     }
-    hak_bigcache_info_t b1 = ti_bc();
+    hak_bigcache_info_t b1 = ht_bigcache();
     print_message(
         "%d steps: %llu hits, %llu misses, %llu MiB gathered, %llu MiB trimmed; peak of live blocks "
         "%zu MiB, RSS %zu -> peak %zu MiB\n",
@@ -902,9 +895,9 @@ static void child_large_loop(void **state) {
             "moves",
             SLOTS, (unsigned long long)(b1.hits - b0.hits), (unsigned long long)(b1.misses - b0.misses),
             (unsigned long long)(b1.move_failures - b0.move_failures));
-#if !HAKMEM_TEST_SANITIZED /* sanitizer shadow memory grows with every page written: RSS says nothing there  \
-                            */
-    if (peak_rss > rss0 + peak_live + 8 * TI_MIB)
+#if !HT_SANITIZED /* sanitizer shadow memory grows with every page written: RSS says nothing there           \
+                   */
+    if (peak_rss > rss0 + peak_live + 8 * HT_MIB)
         fail_msg(
             "peak RSS %zu MiB: more than %zu MiB at the start + %zu MiB of live blocks at their peak + 8",
             peak_rss >> 20, rss0 >> 20, peak_live >> 20);
@@ -920,39 +913,39 @@ static void child_cache_disabled(void **state) {
     size_t rss1, rss2;
     unsigned char *p[8];
     for (int i = 0; i < 8; i++) {
-        p[i] = hak_alloc(2 * TI_MIB + (size_t)i * 4096);
-        check_block(p[i], 2 * TI_MIB + (size_t)i * 4096, "cache disabled");
-        memset(p[i], i, 2 * TI_MIB);
+        p[i] = hak_alloc(2 * HT_MIB + (size_t)i * 4096);
+        check_block(p[i], 2 * HT_MIB + (size_t)i * 4096, "cache disabled");
+        memset(p[i], i, 2 * HT_MIB);
     }
-    ti_statm(NULL, &rss1);
+    ht_statm(NULL, &rss1);
     for (int i = 0; i < 8; i++) {
         hak_free(p[i]);
         EXPECT_CACHE(0, 0, "free %d with the cache disabled", i);
         EXPECT_KIND(base_of(p[i]), HAK_REGION_NONE, "freed block %d", i);
-        if (!ti_unmapped(base_of(p[i]), 2 * C))
+        if (!ht_unmapped(base_of(p[i]), 2 * C))
             fail_msg("freed block %d still mapped with the cache disabled", i);
     }
-    ti_statm(NULL, &rss2);
-    if (rss2 + 14 * TI_MIB > rss1)
+    ht_statm(NULL, &rss2);
+    if (rss2 + 14 * HT_MIB > rss1)
         fail_msg("RSS kept after frees with the cache disabled: %zu -> %zu", rss1, rss2);
     /* a shrink by whole chunks unmaps the tail */
     unsigned char *s = hak_alloc(REQ(4));
     check_block(s, REQ(4), "4 chunks");
-    tu_fill(s, REQ(4), 30);
-    unsigned char *s2 = hak_realloc(s, TI_MIB);
+    ht_fill(s, REQ(4), 30);
+    unsigned char *s2 = hak_realloc(s, HT_MIB);
     assert_ptr_equal(s2, s);
-    check_block(s2, TI_MIB, "shrunk to 1 chunk");
+    check_block(s2, HT_MIB, "shrunk to 1 chunk");
     EXPECT_CACHE(0, 0, "shrink with the cache disabled");
-    if (!ti_unmapped(base_of(s) + C, 3 * C))
+    if (!ht_unmapped(base_of(s) + C, 3 * C))
         fail_msg("released tail still mapped with the cache disabled");
-    TI_ASSERT_PATTERN(s2, 0, TI_MIB, 30, "shrunk block");
+    HT_ASSERT_PATTERN(s2, 0, HT_MIB, 30, "shrunk block");
     hak_free(s2);
-    unsigned char *q = hak_calloc(1, 3 * TI_MIB);
-    check_block(q, 3 * TI_MIB, "calloc");
-    assert_true(tu_all_equal(q, 3 * TI_MIB, 0));
+    unsigned char *q = hak_calloc(1, 3 * HT_MIB);
+    check_block(q, 3 * HT_MIB, "calloc");
+    assert_true(ht_all_equal(q, 3 * HT_MIB, 0));
     hak_free(q);
     EXPECT_CACHE(0, 0, "end");
-    assert_int_equal(ti_bc().hits, 0);
+    assert_int_equal(ht_bigcache().hits, 0);
 }
 
 /* HAKMEM_ON_ERROR=warn: a free of a pointer into a cached entry's first chunk (a double free) is reported and
@@ -960,8 +953,8 @@ static void child_cache_disabled(void **state) {
 static void child_double_free(void **state) {
     (void)state;
     hak_collect(1);
-    unsigned char *p = hak_alloc(TI_MIB);
-    check_block(p, TI_MIB, "1 MiB");
+    unsigned char *p = hak_alloc(HT_MIB);
+    check_block(p, HT_MIB, "1 MiB");
     hak_free(p);
     EXPECT_CACHE(1, C, "freed once");
     FILE *log = tmpfile();
@@ -971,9 +964,9 @@ static void child_double_free(void **state) {
     assert_true(saved >= 0);
     assert_true(dup2(fileno(log), 2) == 2);
     hak_free(p);                    /* double free */
-    hak_free(p + 5 * TI_PAGE + 16); /* an interior pointer of the freed block */
+    hak_free(p + 5 * HT_PAGE + 16); /* an interior pointer of the freed block */
     errno = 0;
-    void *rr = hak_realloc(p, 2 * TI_MIB);
+    void *rr = hak_realloc(p, 2 * HT_MIB);
     int rerr = errno;
     fflush(stderr);
     dup2(saved, 2);
@@ -990,7 +983,7 @@ static void child_double_free(void **state) {
     if (strstr(buf, want) == NULL)
         fail_msg("double free not reported as \"%s\"; stderr was:\n%s", want, buf);
     snprintf(want, sizeof want, "free of a large block that is already free: %p",
-             (void *)(p + 5 * TI_PAGE + 16));
+             (void *)(p + 5 * HT_PAGE + 16));
     if (strstr(buf, want) == NULL)
         fail_msg("free of an interior pointer of a cached block not reported as \"%s\"; stderr was:\n%s",
                  want, buf);
@@ -998,11 +991,11 @@ static void child_double_free(void **state) {
         fail_msg("realloc of a cached block not reported; stderr was:\n%s", buf);
     EXPECT_CACHE(1, C, "the reported frees left the entry alone");
     EXPECT_KIND(base_of(p), HAK_REGION_CACHED, "entry after the reported frees");
-    hak_bigcache_info_t b = ti_bc();
-    unsigned char *q = hak_alloc(TI_MIB);
+    hak_bigcache_info_t b = ht_bigcache();
+    unsigned char *q = hak_alloc(HT_MIB);
     assert_ptr_equal(q, p);
     EXPECT_COUNTS(b, 1, 0, "entry reused after the reported frees");
-    check_block(q, TI_MIB, "reused after a double free");
+    check_block(q, HT_MIB, "reused after a double free");
     hak_free(q);
 }
 
@@ -1011,7 +1004,7 @@ static void child_double_free_abort(void **state) {
     (void)state;
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
-    unsigned char *p = hak_alloc(TI_MIB);
+    unsigned char *p = hak_alloc(HT_MIB);
     assert_non_null(p);
     hak_free(p);
     int devnull = open("/dev/null", O_WRONLY);
@@ -1021,49 +1014,48 @@ static void child_double_free_abort(void **state) {
     _exit(0); /* not reached if the double free aborted */
 }
 
-/* ---- parent tests ---------------------------------------------------------------------------------------
- */
+/* ---- parent tests -------------------------------------------------------------------------------------- */
 static void test_bigcache_reuse_split_merge(void **state) {
     (void)state;
-    TI_CHILD_OK("child_reuse_split_merge", 60, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
+    HT_CHILD_OK("child_reuse_split_merge", 60, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
 }
 static void test_bigcache_realloc(void **state) {
     (void)state;
-    TI_CHILD_OK("child_realloc", 60, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
+    HT_CHILD_OK("child_realloc", 60, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
 }
 static void test_bigcache_disabled(void **state) {
     (void)state;
-    TI_CHILD_OK("child_cache_disabled", 60, "HAKMEM_BIGCACHE_MAX=0");
+    HT_CHILD_OK("child_cache_disabled", 60, "HAKMEM_BIGCACHE_MAX=0");
 }
 static void test_bigcache_table(void **state) {
     (void)state;
-    TI_CHILD_OK("child_table", 120, "HAKMEM_BIGCACHE_MAX=4G", "HAKMEM_PURGE_DELAY_MS=600000");
+    HT_CHILD_OK("child_table", 120, "HAKMEM_BIGCACHE_MAX=4G", "HAKMEM_PURGE_DELAY_MS=600000");
 }
 static void test_bigcache_byte_bound(void **state) {
     (void)state;
-    TI_CHILD_OK("child_byte_bound", 60, "HAKMEM_BIGCACHE_MAX=8M", "HAKMEM_PURGE_DELAY_MS=600000");
+    HT_CHILD_OK("child_byte_bound", 60, "HAKMEM_BIGCACHE_MAX=8M", "HAKMEM_PURGE_DELAY_MS=600000");
 }
 static void test_bigcache_purge_delay(void **state) {
     (void)state;
-    TI_CHILD_OK("child_purge_delay", 60, "HAKMEM_PURGE_DELAY_MS=50", "HAKMEM_BIGCACHE_MAX=256M");
+    HT_CHILD_OK("child_purge_delay", 60, "HAKMEM_PURGE_DELAY_MS=50", "HAKMEM_BIGCACHE_MAX=256M");
 }
 static void test_bigcache_collect_rss(void **state) {
     (void)state;
-    TI_CHILD_OK("child_collect_rss", 60, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
+    HT_CHILD_OK("child_collect_rss", 60, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
 }
 static void test_bigcache_resident_budget(void **state) {
     (void)state;
-    TI_CHILD_OK("child_resident_budget", 60, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
+    HT_CHILD_OK("child_resident_budget", 60, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
 }
 static void test_bigcache_large_loop(void **state) {
     (void)state;
-    TI_CHILD_OK("child_large_loop", 120, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
+    HT_CHILD_OK("child_large_loop", 120, "HAKMEM_PURGE_DELAY_MS=600000", "HAKMEM_BIGCACHE_MAX=256M");
 }
 static void test_bigcache_double_free(void **state) {
     (void)state;
-    TI_CHILD_OK("child_double_free", 60, "HAKMEM_ON_ERROR=warn", "HAKMEM_PURGE_DELAY_MS=600000");
+    HT_CHILD_OK("child_double_free", 60, "HAKMEM_ON_ERROR=warn", "HAKMEM_PURGE_DELAY_MS=600000");
     const char *const env[] = {"HAKMEM_ON_ERROR=abort", "HAKMEM_PURGE_DELAY_MS=600000", NULL};
-    int st = ti_run_child("child_double_free_abort", env, 60);
+    int st = ht_run_child("child_double_free_abort", env, 60);
     if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
         fail_msg("double free of a cached large block did not abort (%s %d)",
                  WIFEXITED(st) ? "exit status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
@@ -1083,7 +1075,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(child_double_free),
         cmocka_unit_test(child_double_free_abort),
     };
-    int rc = ti_child_main(argc, argv, children, sizeof children / sizeof children[0]);
+    int rc = ht_child_main(argc, argv, children, sizeof children / sizeof children[0]);
     if (rc >= 0)
         return rc;
     const struct CMUnitTest tests[] = {

@@ -1,15 +1,10 @@
-/* Private heaps, single thread: blocks of two heaps never share a slab (or a SuperSlab), hak_heap_of names the
- * right heap, per-heap statistics match what each heap holds, and the edge cases of the heap functions. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+/* Isolation of private heaps, single thread: interleaved allocations of two heaps in every tier never share
+ * a 64 KiB slab or a 2 MiB chunk, hak_heap_of names the right heap, and each heap's statistics (live blocks
+ * and bytes, large blocks, per-class counts) match what it holds, also after frees; a heap never gets slabs
+ * in which another heap still has blocks, and slabs are not shared after reuse either. */
+#include "hakmem_test.h"
 
-#include <pthread.h>
 #include <sys/mman.h>
-
-#include "heaps_util.h"
 
 typedef struct {
     void *p;
@@ -39,7 +34,7 @@ static void expect_add(expect_t *e, const void *p, size_t size) {
     size_t u = hak_usable_size(p);
     e->blocks++;
     e->bytes += u;
-    if (size > HS_SLAB_MAX) {
+    if (size > HT_SLAB_MAX) {
         e->large_blocks++;
         e->large_bytes += u;
         return;
@@ -56,7 +51,7 @@ static void expect_add(expect_t *e, const void *p, size_t size) {
 
 static void check_heap_stats(hak_heap_t *h, const char *name, const expect_t *e) {
     hak_stats_t st;
-    hs_stats(h, &st);
+    ht_get_stats(h, &st);
     assert_string_equal(st.name, name);
     assert_int_equal(st.live_blocks, e->blocks);
     assert_int_equal(st.live_bytes, e->bytes);
@@ -67,10 +62,11 @@ static void check_heap_stats(hak_heap_t *h, const char *name, const expect_t *e)
     assert_true(st.reserved_bytes >= st.committed_bytes);
     assert_true(st.committed_bytes >= st.live_bytes);
     uint64_t class_total = 0;
-    for (uint32_t c = 0; c < st.class_count; c++) class_total += st.classes[c].live_blocks;
+    for (uint32_t c = 0; c < st.class_count; c++)
+        class_total += st.classes[c].live_blocks;
     assert_int_equal(class_total, e->blocks - e->large_blocks);
     for (unsigned i = 0; i < e->nsizes; i++) {
-        int c = hs_class_index(&st, e->per_size[i]);
+        int c = ht_class_index(&st, e->per_size[i]);
         assert_true(c >= 0);
         assert_int_equal(st.classes[c].live_blocks, e->per_size_blocks[i]);
         assert_true(st.classes[c].slabs >= 1);
@@ -88,13 +84,13 @@ static void test_isolation_all_tiers(void **state) {
     assert_ptr_not_equal(A, hak_heap_default());
 
     enum { PER = 40 }; /* blocks per heap per size (large sizes: 3) */
-    size_t cap = HS_TIER_SIZES * PER * 2;
+    size_t cap = HT_TIER_SIZES * PER * 2;
     rec_t *r = calloc(cap, sizeof *r);
     assert_non_null(r);
     size_t n = 0;
-    for (size_t s = 0; s < HS_TIER_SIZES; s++) {
-        size_t size = hs_tier_sizes[s];
-        int per = size > HS_SLAB_MAX ? 3 : PER;
+    for (size_t s = 0; s < HT_TIER_SIZES; s++) {
+        size_t size = ht_tier_sizes[s];
+        int per = size > HT_SLAB_MAX ? 3 : PER;
         for (int k = 0; k < per; k++)
             for (int h = 0; h < 2; h++) {
                 void *p = hak_heap_alloc(h ? B : A, size);
@@ -123,18 +119,19 @@ static void test_isolation_all_tiers(void **state) {
         assert_ptr_equal(hak_heap_of(r[i].p), want);
         const unsigned char *b = r[i].p;
         unsigned char tag = (unsigned char)(0xA0 + r[i].heap);
-        assert_true(tu_all_equal(b, r[i].size < 4096 ? r[i].size : 4096, tag));
+        assert_true(ht_all_equal(b, r[i].size < 4096 ? r[i].size : 4096, tag));
         assert_int_equal(b[r[i].size - 1], tag);
         expect_add(r[i].heap ? &eb : &ea, r[i].p, r[i].size);
         uintptr_t first = (uintptr_t)r[i].p, last = first + hak_usable_size(r[i].p) - 1;
-        if (r[i].size <= HS_SLAB_MAX) {
-            for (uintptr_t k = first & ~(HS_SLAB - 1); k <= (last & ~(HS_SLAB - 1)); k += HS_SLAB) {
+        if (r[i].size <= HT_SLAB_MAX) {
+            for (uintptr_t k = first & ~(HT_SLAB - 1); k <= (last & ~(HT_SLAB - 1)); k += HT_SLAB) {
                 slabs[ns].key = k;
                 slabs[ns++].heap = r[i].heap;
-                if (ns == 2 * n) break;
+                if (ns == 2 * n)
+                    break;
             }
         }
-        chunks[nc].key = first & ~(TU_CHUNK - 1);
+        chunks[nc].key = first & ~(HT_CHUNK - 1);
         chunks[nc++].heap = r[i].heap;
     }
     qsort(slabs, ns, sizeof *slabs, cmp_own);
@@ -154,7 +151,7 @@ static void test_isolation_all_tiers(void **state) {
     memset(&ea, 0, sizeof ea);
     memset(&eb, 0, sizeof eb);
     for (size_t i = 0; i < n; i++) {
-        int drop = r[i].heap == 0 ? (i / 2) % 2 == 0 : r[i].size > HS_SLAB_MAX;
+        int drop = r[i].heap == 0 ? (i / 2) % 2 == 0 : r[i].size > HT_SLAB_MAX;
         if (drop) {
             hak_free(r[i].p);
             r[i].p = NULL;
@@ -165,9 +162,11 @@ static void test_isolation_all_tiers(void **state) {
     check_heap_stats(A, "heap-A", &ea);
     check_heap_stats(B, "heap-B", &eb);
     for (size_t i = 0; i < n; i++)
-        if (r[i].p) assert_ptr_equal(hak_heap_of(r[i].p), r[i].heap ? B : A);
+        if (r[i].p)
+            assert_ptr_equal(hak_heap_of(r[i].p), r[i].heap ? B : A);
 
-    for (size_t i = 0; i < n; i++) hak_free(r[i].p);
+    for (size_t i = 0; i < n; i++)
+        hak_free(r[i].p);
     memset(&ea, 0, sizeof ea);
     check_heap_stats(A, "heap-A", &ea);
     check_heap_stats(B, "heap-B", &ea);
@@ -206,9 +205,9 @@ static void test_isolation_after_frees(void **state) {
         assert_ptr_equal(hak_heap_of(b[i]), B);
     }
     for (int i = 0; i < N; i += 1000) {
-        uintptr_t slab = (uintptr_t)a[i] & ~(HS_SLAB - 1);
+        uintptr_t slab = (uintptr_t)a[i] & ~(HT_SLAB - 1);
         for (int j = 0; j < N; j++)
-            if (((uintptr_t)b[j] & ~(HS_SLAB - 1)) == slab)
+            if (((uintptr_t)b[j] & ~(HT_SLAB - 1)) == slab)
                 fail_msg("B block %p in the slab of live A block %p", b[j], a[i]);
     }
     /* A allocates again: its new blocks avoid B's slabs */
@@ -221,17 +220,17 @@ static void test_isolation_after_frees(void **state) {
     own_t *o = calloc(2 * N, sizeof *o);
     assert_non_null(o);
     for (int i = 0; i < N; i++) {
-        o[2 * i] = (own_t){(uintptr_t)a[i] & ~(HS_SLAB - 1), 0};
-        o[2 * i + 1] = (own_t){(uintptr_t)b[i] & ~(HS_SLAB - 1), 1};
+        o[2 * i] = (own_t){(uintptr_t)a[i] & ~(HT_SLAB - 1), 0};
+        o[2 * i + 1] = (own_t){(uintptr_t)b[i] & ~(HT_SLAB - 1), 1};
     }
     qsort(o, 2 * N, sizeof *o, cmp_own);
     for (int i = 1; i < 2 * N; i++)
         if (o[i].key == o[i - 1].key && o[i].heap != o[i - 1].heap)
             fail_msg("slab %#lx shared by A and B after reuse", (unsigned long)o[i].key);
     hak_stats_t st;
-    hs_stats(A, &st);
+    ht_get_stats(A, &st);
     assert_int_equal(st.live_blocks, N);
-    hs_stats(B, &st);
+    ht_get_stats(B, &st);
     assert_int_equal(st.live_blocks, N);
     free(o);
     for (int i = 0; i < N; i++) {
@@ -244,163 +243,10 @@ static void test_isolation_after_frees(void **state) {
     hak_heap_destroy(B);
 }
 
-/* 7. Edge cases. */
-static void *default_heap_of_thread(void *arg) {
-    (void)arg;
-    return hak_heap_default();
-}
-
-static void test_heap_of_edge_cases(void **state) {
-    (void)state;
-    assert_null(hak_heap_of(NULL));
-    int on_stack = 0;
-    static int in_data = 1;
-    assert_null(hak_heap_of(&on_stack));
-    assert_null(hak_heap_of(&in_data));
-    assert_null(hak_heap_of((void *)test_heap_of_edge_cases));
-    void *libc = malloc(100); /* glibc: this test links the static library, not the override */
-    assert_non_null(libc);
-    assert_null(hak_heap_of(libc));
-    free(libc);
-    void *m = mmap(NULL, 4 * TU_MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(m != MAP_FAILED);
-    assert_null(hak_heap_of(m));
-    assert_null(hak_heap_of((char *)m + 2 * TU_MIB));
-    munmap(m, 4 * TU_MIB);
-
-    hak_heap_t *d = hak_heap_default();
-    assert_non_null(d);
-    assert_ptr_equal(hak_heap_default(), d);
-    pthread_t t;
-    void *other = NULL;
-    assert_int_equal(pthread_create(&t, NULL, default_heap_of_thread, NULL), 0);
-    pthread_join(t, &other);
-    assert_ptr_equal(other, d);
-    void *p = hak_alloc(100), *q = hak_alloc(300000), *r = hak_heap_alloc(d, 20000);
-    assert_non_null(p);
-    assert_non_null(q);
-    assert_non_null(r);
-    assert_ptr_equal(hak_heap_of(p), d);
-    assert_ptr_equal(hak_heap_of(q), d);
-    assert_ptr_equal(hak_heap_of(r), d);
-    hak_stats_t st;
-    hs_stats(d, &st);
-    assert_string_equal(st.name, "default");
-
-    /* destroy(NULL) and destroy(default) are no-ops: the default heap and its blocks stay */
-    hak_heap_destroy(NULL);
-    hak_heap_destroy(d);
-    assert_ptr_equal(hak_heap_default(), d);
-    assert_ptr_equal(hak_heap_of(p), d);
-    assert_ptr_equal(hak_heap_of(q), d);
-    memset(p, 1, 100);
-    memset(q, 2, 300000);
-    hak_stats_t st2;
-    hs_stats(d, &st2);
-    assert_string_equal(st2.name, "default");
-    assert_int_equal(st2.live_blocks, st.live_blocks);
-    void *s = hak_alloc(100);
-    assert_non_null(s);
-    assert_ptr_equal(hak_heap_of(s), d);
-    hak_free(p);
-    hak_free(q);
-    hak_free(r);
-    hak_free(s);
-}
-
-static void test_create_defaults_and_names(void **state) {
-    (void)state;
-    hak_stats_t st, proc0, proc1;
-    hs_stats(NULL, &proc0);
-
-    hak_heap_t *h = hak_heap_create(NULL);
-    assert_non_null(h);
-    hs_stats(h, &st);
-    assert_true(st.name[0] != '\0');
-    assert_non_null(memchr(st.name, '\0', sizeof st.name));
-    assert_int_equal(st.limit_bytes, 0);
-    assert_int_equal(st.live_blocks, 0);
-    void *p = hak_heap_alloc(h, 1000), *q = hak_heap_alloc(h, 1 << 20);
-    assert_non_null(p);
-    assert_non_null(q);
-    assert_ptr_equal(hak_heap_of(p), h);
-    assert_ptr_equal(hak_heap_of(q), h);
-    hs_stats(h, &st);
-    assert_int_equal(st.live_blocks, 2);
-
-    /* opts with name NULL: default name as well */
-    hak_heap_t *h2 = hak_heap_create(&(hak_heap_options_t){.limit_bytes = 0, .name = NULL});
-    assert_non_null(h2);
-    assert_ptr_not_equal(h2, h);
-    hs_stats(h2, &st);
-    assert_true(st.name[0] != '\0');
-
-    /* the name is copied; a long one is truncated and terminated */
-    char buf[200];
-    strcpy(buf, "copied-name");
-    hak_heap_t *h3 = hak_heap_create(&(hak_heap_options_t){.limit_bytes = 0, .name = buf});
-    assert_non_null(h3);
-    memset(buf, 'x', sizeof buf - 1);
-    buf[sizeof buf - 1] = '\0';
-    hs_stats(h3, &st);
-    assert_string_equal(st.name, "copied-name");
-    hak_heap_t *h4 = hak_heap_create(&(hak_heap_options_t){.limit_bytes = 0, .name = buf});
-    assert_non_null(h4);
-    hs_stats(h4, &st);
-    assert_non_null(memchr(st.name, '\0', sizeof st.name));
-    assert_true(strlen(st.name) >= 16);
-    assert_int_equal(strncmp(st.name, buf, strlen(st.name)), 0);
-
-    hs_stats(NULL, &proc1);
-    assert_int_equal(proc1.heap_count, proc0.heap_count + 4);
-
-    hak_free(p);
-    hak_free(q);
-    hak_heap_destroy(h);
-    hak_heap_destroy(h2);
-    hak_heap_destroy(h3);
-    hak_heap_destroy(h4);
-    hs_stats(NULL, &proc1);
-    assert_int_equal(proc1.heap_count, proc0.heap_count);
-    assert_int_equal(proc1.live_blocks, proc0.live_blocks);
-}
-
-/* A destroyed heap's id is reused by the next heap: the new heap starts empty, the thread's stale cache of
- * the old heap is not used, and blocks go to the new heap. */
-static void test_create_after_destroy_fresh(void **state) {
-    (void)state;
-    for (int round = 0; round < 50; round++) {
-        hak_heap_t *h = hak_heap_create(&(hak_heap_options_t){0, "round"});
-        assert_non_null(h);
-        hak_stats_t st;
-        hs_stats(h, &st);
-        assert_int_equal(st.live_blocks, 0);
-        assert_int_equal(st.live_bytes, 0);
-        assert_int_equal(st.large_blocks, 0);
-        void *live[6];
-        size_t sizes[6] = {16, 200, 5000, 20000, 200000, 600000};
-        for (int i = 0; i < 6; i++) {
-            live[i] = hak_heap_alloc(h, sizes[i]);
-            assert_non_null(live[i]);
-            assert_ptr_equal(hak_heap_of(live[i]), h);
-            memset(live[i], round, sizes[i]);
-        }
-        hs_stats(h, &st);
-        assert_int_equal(st.live_blocks, 6);
-        assert_int_equal(st.large_blocks, 1);
-        if (round % 2) /* half the rounds free their blocks first, the others destroy with them live */
-            for (int i = 0; i < 6; i++) hak_free(live[i]);
-        hak_heap_destroy(h);
-    }
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_isolation_all_tiers),
         cmocka_unit_test(test_isolation_after_frees),
-        cmocka_unit_test(test_heap_of_edge_cases),
-        cmocka_unit_test(test_create_defaults_and_names),
-        cmocka_unit_test(test_create_after_destroy_fresh),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

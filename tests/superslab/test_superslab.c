@@ -1,10 +1,16 @@
-/* SuperSlabs through the public API: no cap on their number, memory reuse after frees, slab reuse, and the
- * region map rejecting addresses just outside hakmem's 2 MiB regions. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+/* SuperSlabs: there is no cap on their number (84 MiB of small blocks take more than 32 of them), all blocks
+ * are distinct, and a second identical round reuses the chunks of the first without reserving more; a freed
+ * slab block is handed out again to the same thread within about two slabs' worth of allocations (the thread
+ * cache and the spans behind it); freeing a batch and allocating it again faults in few pages and gives back
+ * most of the same addresses; the region map tells hakmem's memory from anyone else's (our own 2 MiB-aligned
+ * mapping, a glibc block, free chunks right next to hakmem's regions: hak_heap_of is NULL, hak_usable_size
+ * rejects them).
+ *
+ * The tests share one process in this order: the chaining test leaves the SuperSlabs' pages resident (as in
+ * a program that has run a while), which the page-fault bound of test_bulk_reuse counts on (in a fresh
+ * process a second batch of 256 B blocks can land on slabs never touched before), and the many regions it
+ * leaves give test_region_map_adjacent more free neighbouring chunks to probe. */
+#include "hakmem_test.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,8 +24,6 @@
 #include <unistd.h>
 
 #include <hakmem/hakmem.h>
-
-#include "test_util.h"
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -58,7 +62,7 @@ static size_t chain_alloc(blk_t **out) {
                 void *p = hak_alloc(sz);
                 if (!p)
                     fail_msg("hak_alloc(%zu) = NULL after %zu blocks (%zu MiB)", sz, n, (n * 2048) >> 20);
-                tu_fill(p, sz, n);
+                ht_fill(p, sz, n);
                 b[n].addr = (uintptr_t)p;
                 b[n].size = sz;
                 n++;
@@ -71,7 +75,7 @@ static size_t chain_alloc(blk_t **out) {
 
 static void chain_verify(blk_t *b, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        size_t bad = tu_check((void *)b[i].addr, b[i].size, i);
+        size_t bad = ht_check((void *)b[i].addr, b[i].size, i);
         if (bad != (size_t)-1)
             fail_msg("block %zu (%p, %zu B) overwritten at byte %zu", i, (void *)b[i].addr, b[i].size, bad);
     }
@@ -82,8 +86,8 @@ static size_t chain_chunks(const blk_t *b, size_t n, uintptr_t **out) {
     uintptr_t *c = malloc(n * sizeof *c);
     assert_non_null(c);
     for (size_t i = 0; i < n; i++)
-        c[i] = b[i].addr & ~(TU_CHUNK - 1);
-    qsort(c, n, sizeof *c, tu_cmp_uptr);
+        c[i] = b[i].addr & ~(HT_CHUNK - 1);
+    qsort(c, n, sizeof *c, ht_cmp_uptr);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (k == 0 || c[k - 1] != c[i])
@@ -97,13 +101,13 @@ static void test_superslab_chaining_and_reuse(void **state) {
     hak_stats_t st0, st1, st2;
     hak_free(
         hak_alloc(16)); /* initialise, so that the baseline includes hakmem's own start-up reservations */
-    int have_stats = tu_stats(NULL, &st0);
+    int have_stats = ht_try_stats(NULL, &st0);
 
     blk_t *b1;
     size_t n1 = chain_alloc(&b1);
     chain_verify(b1, n1);
     if (have_stats)
-        tu_stats(NULL, &st1);
+        ht_try_stats(NULL, &st1);
 
     /* all blocks distinct and non-overlapping */
     blk_t *sorted = malloc(n1 * sizeof *sorted);
@@ -129,12 +133,12 @@ static void test_superslab_chaining_and_reuse(void **state) {
     size_t n2 = chain_alloc(&b2);
     chain_verify(b2, n2);
     if (have_stats)
-        tu_stats(NULL, &st2);
+        ht_try_stats(NULL, &st2);
     uintptr_t *c2;
     size_t nc2 = chain_chunks(b2, n2, &c2);
     size_t common = 0;
     for (size_t i = 0; i < nc2; i++)
-        if (bsearch(&c2[i], c1, nc1, sizeof *c1, tu_cmp_uptr))
+        if (bsearch(&c2[i], c1, nc1, sizeof *c1, ht_cmp_uptr))
             common++;
     print_message("round 2: %zu chunks, %zu of them used in round 1\n", nc2, common);
     if (common * 2 < nc2)
@@ -223,15 +227,15 @@ static void test_bulk_reuse(void **state) {
             assert_true(b[i] != 0);
         }
         faults = minor_faults() - faults;
-        qsort(a, N, sizeof a[0], tu_cmp_uptr);
+        qsort(a, N, sizeof a[0], ht_cmp_uptr);
         for (int i = 0; i < N; i++)
             sa[i] = a[i] & ~(slab - 1);
         int same = 0, same_slab = 0;
         for (int i = 0; i < N; i++) {
-            if (bsearch(&b[i], a, N, sizeof a[0], tu_cmp_uptr))
+            if (bsearch(&b[i], a, N, sizeof a[0], ht_cmp_uptr))
                 same++;
             uintptr_t s = b[i] & ~(slab - 1);
-            if (bsearch(&s, sa, N, sizeof sa[0], tu_cmp_uptr))
+            if (bsearch(&s, sa, N, sizeof sa[0], ht_cmp_uptr))
                 same_slab++;
         }
         for (int i = 0; i < N; i++)
@@ -241,7 +245,7 @@ static void test_bulk_reuse(void **state) {
             "size %zu: %d of %d blocks at the same address, %d in the same 64 KiB slabs, %ld page faults "
             "for %ld pages\n",
             n, same, N, same_slab, faults, pages);
-        if (!HAKMEM_TEST_SANITIZED && faults > pages / 4 + 64) /* shadow memory faults under sanitizers */
+        if (!HT_SANITIZED && faults > pages / 4 + 64) /* shadow memory faults under sanitizers */
             fail_msg("size %zu: %ld page faults for %ld pages of blocks (fresh memory instead of reuse)", n,
                      faults, pages);
         if (same < N / 2)
@@ -282,16 +286,16 @@ static void test_region_map_own_mapping(void **state) {
     (void)state;
     void *tmp = hak_alloc(64); /* make sure hakmem is initialised */
     assert_non_null(tmp);
-    size_t len = 3 * TU_CHUNK;
+    size_t len = 3 * HT_CHUNK;
     unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     assert_true(m != MAP_FAILED);
-    uintptr_t x = ((uintptr_t)m + TU_CHUNK - 1) & ~(TU_CHUNK - 1);
+    uintptr_t x = ((uintptr_t)m + HT_CHUNK - 1) & ~(HT_CHUNK - 1);
     /* put something that looks like a header there */
     memset((void *)x, 0xff, 4096);
     probe_foreign(x, "own mapping base");
     probe_foreign(x + 16, "own mapping +16");
-    probe_foreign(x + TU_CHUNK / 2, "own mapping middle");
-    probe_foreign(x + TU_CHUNK - 16, "own mapping end");
+    probe_foreign(x + HT_CHUNK / 2, "own mapping middle");
+    probe_foreign(x + HT_CHUNK - 16, "own mapping end");
     munmap(m, len);
     void *g = malloc(100);
     probe_foreign((uintptr_t)g, "glibc malloc block");
@@ -313,26 +317,26 @@ static void test_region_map_adjacent(void **state) {
     for (int i = 0; i < N; i++) {
         uintptr_t p = (uintptr_t)blocks[i];
         assert_non_null(hak_heap_of(blocks[i]));
-        uintptr_t lo = p & ~(TU_CHUNK - 1);
-        uintptr_t hi = (p + hak_usable_size(blocks[i]) + TU_CHUNK - 1) & ~(TU_CHUNK - 1);
-        uintptr_t cand[2] = {lo - TU_CHUNK, hi};
+        uintptr_t lo = p & ~(HT_CHUNK - 1);
+        uintptr_t hi = (p + hak_usable_size(blocks[i]) + HT_CHUNK - 1) & ~(HT_CHUNK - 1);
+        uintptr_t cand[2] = {lo - HT_CHUNK, hi};
         for (int k = 0; k < 2; k++) {
-            void *m = mmap((void *)cand[k], TU_CHUNK, PROT_READ | PROT_WRITE,
+            void *m = mmap((void *)cand[k], HT_CHUNK, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
             if (m == MAP_FAILED)
                 continue;
             if ((uintptr_t)m != cand[k]) { /* old kernel treated it as a hint */
-                munmap(m, TU_CHUNK);
+                munmap(m, HT_CHUNK);
                 continue;
             }
             memset(m, 0xff, 4096);
-            memset((char *)m + TU_CHUNK - 4096, 0xff, 4096);
+            memset((char *)m + HT_CHUNK - 4096, 0xff, 4096);
             probe_foreign(cand[k],
                           k ? "chunk just above a hakmem region" : "chunk just below a hakmem region");
             probe_foreign(cand[k] + 16, "16 B into an adjacent chunk");
-            probe_foreign(cand[k] + TU_CHUNK - 16, "last 16 B of an adjacent chunk");
+            probe_foreign(cand[k] + HT_CHUNK - 16, "last 16 B of an adjacent chunk");
             probes++;
-            munmap(m, TU_CHUNK);
+            munmap(m, HT_CHUNK);
         }
     }
     for (int i = 0; i < N; i++) {
