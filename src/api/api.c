@@ -38,7 +38,22 @@ void *hak_alloc(size_t size) {
     return alloc_large(&hak_heap_main, size, 0, false);
 }
 
-void *hak_heap_alloc(hak_heap_t *heap, size_t size) { return heap_alloc(heap ? heap : &hak_heap_main, size); }
+/* The heap a hak_heap_* call works on: NULL is the default heap; a destroyed or bogus handle is reported (the
+ * call then fails with EINVAL) and never used. */
+static inline hak_heap_t *heap_arg(hak_heap_t *heap, const char *what) {
+    if (heap == NULL)
+        return &hak_heap_main;
+    if (hak_likely(hak_heap_handle_ok(heap)))
+        return heap;
+    hak_heap_report_bad(what, heap);
+    errno = EINVAL;
+    return NULL;
+}
+
+void *hak_heap_alloc(hak_heap_t *heap, size_t size) {
+    heap = heap_arg(heap, "hak_heap_alloc from a destroyed or invalid heap");
+    return heap != NULL ? heap_alloc(heap, size) : NULL;
+}
 
 /* What a pointer outside the SuperSlabs is: a large block, or something hakmem reports (never frees). */
 static hak_cold void free_not_slab(void *p, unsigned kind) {
@@ -124,7 +139,8 @@ static void *calloc_in(hak_heap_t *heap, size_t count, size_t size) {
 
 void *hak_calloc(size_t count, size_t size) { return calloc_in(&hak_heap_main, count, size); }
 void *hak_heap_calloc(hak_heap_t *heap, size_t count, size_t size) {
-    return calloc_in(heap ? heap : &hak_heap_main, count, size);
+    heap = heap_arg(heap, "hak_heap_calloc from a destroyed or invalid heap");
+    return heap != NULL ? calloc_in(heap, count, size) : NULL;
 }
 
 /* Aligned allocation. Up to HAK_NATURAL_ALIGN_MAX a class that is a multiple of the alignment gives aligned
@@ -166,7 +182,8 @@ static void *aligned_in(hak_heap_t *heap, size_t align, size_t size) {
 
 void *hak_aligned_alloc(size_t alignment, size_t size) { return aligned_in(&hak_heap_main, alignment, size); }
 void *hak_heap_aligned_alloc(hak_heap_t *heap, size_t alignment, size_t size) {
-    return aligned_in(heap ? heap : &hak_heap_main, alignment, size);
+    heap = heap_arg(heap, "hak_heap_aligned_alloc from a destroyed or invalid heap");
+    return heap != NULL ? aligned_in(heap, alignment, size) : NULL;
 }
 
 /* Realloc keeps the block's heap; a size that still fits (and is not far below) keeps the block itself. */
@@ -208,7 +225,8 @@ static void *realloc_in(hak_heap_t *heap, void *p, size_t size) {
 
 void *hak_realloc(void *p, size_t size) { return realloc_in(&hak_heap_main, p, size); }
 void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size) {
-    return realloc_in(heap ? heap : &hak_heap_main, p, size);
+    heap = heap_arg(heap, "hak_heap_realloc with a destroyed or invalid heap");
+    return heap != NULL ? realloc_in(heap, p, size) : NULL;
 }
 
 /* For each live heap (the registry is locked, so none is destroyed meanwhile): the calling thread's empty

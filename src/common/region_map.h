@@ -20,6 +20,7 @@ enum hak_region_kind {
     HAK_REGION_LARGE_FAR = 3,   /* a large block starts at the chunk base; its header is one chunk below */
     HAK_REGION_CACHED = 4,      /* a free large mapping kept by the BigCache starts at the chunk base */
     HAK_REGION_LARGE_INNER = 5, /* any other chunk of a large mapping, live or cached: hakmem's, no block */
+    HAK_REGION_HEAPS = 6,       /* heap objects (hak_heap_t), in slots of HAK_HEAP_SLOT bytes (heap/heap.c) */
 };
 
 extern HAK_HIDDEN uint8_t hak_region_kinds[HAK_REGION_ENTRIES];

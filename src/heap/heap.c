@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "bigcache/bigcache.h"
+#include "common/error.h"
 #include "common/meta.h"
 #include "common/options.h"
 #include "common/secret.h"
+#include "os/os.h"
 
 /* Out of memory or address space for a SuperSlab: cached large mappings go first. */
 static void reclaim_large_mappings(void) { hak_bigcache_collect(true); }
@@ -72,6 +74,46 @@ void hak_init(void) {
 
 __attribute__((constructor)) static void hak_init_at_load(void) { hak_init(); }
 
+/* ---- heap objects: slots in chunks the region map marks HEAPS, reused first in, first out ---- */
+
+static uint8_t *slots_next, *slots_end;      /* the unused rest of the newest chunk (registry lock) */
+static hak_heap_t *freed_first, *freed_last; /* freed slots, oldest first, linked through their first word */
+
+static hak_heap_t *heap_object_alloc_locked(void) {
+    hak_heap_t *heap = freed_first;
+    if (heap != NULL) {
+        freed_first = *(hak_heap_t **)(void *)((uint8_t *)heap + HAK_HEAP_SLOT - sizeof(void *));
+        if (freed_first == NULL)
+            freed_last = NULL;
+        memset(heap, 0, HAK_HEAP_SLOT);
+        return heap;
+    }
+    if (slots_next == slots_end) {
+        uint8_t *chunk = hak_os_map_aligned(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
+        if (chunk == NULL)
+            return NULL;
+        hak_region_set(chunk, HAK_REGION_HEAPS);
+        slots_next = chunk;
+        slots_end = chunk + HAK_CHUNK_SIZE;
+    }
+    heap = (hak_heap_t *)(void *)slots_next; /* fresh mapping: already zero */
+    slots_next += HAK_HEAP_SLOT;
+    return heap;
+}
+
+/* The slot's check word is already 0, so stale handles to it are detected; the link to the next freed slot
+ * is kept in the slot's last word, away from the check word. */
+static void heap_object_free_locked(hak_heap_t *heap) {
+    *(hak_heap_t **)(void *)((uint8_t *)heap + HAK_HEAP_SLOT - sizeof(void *)) = NULL;
+    if (freed_last != NULL)
+        *(hak_heap_t **)(void *)((uint8_t *)freed_last + HAK_HEAP_SLOT - sizeof(void *)) = heap;
+    else
+        freed_first = heap;
+    freed_last = heap;
+}
+
+void hak_heap_report_bad(const char *what, const hak_heap_t *heap) { hak_report_invalid(what, heap); }
+
 /* ---- registry ---- */
 
 void hak_heap_registry_lock(void) { hak_lock(&registry_lock); }
@@ -110,7 +152,9 @@ static bool register_locked(hak_heap_t *heap) {
 
 hak_heap_t *hak_heap_create(const hak_heap_options_t *opts) {
     hak_init();
-    hak_heap_t *heap = hak_meta_alloc(sizeof *heap);
+    hak_lock(&registry_lock);
+    hak_heap_t *heap = heap_object_alloc_locked();
+    hak_unlock(&registry_lock);
     if (heap == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -121,12 +165,15 @@ hak_heap_t *hak_heap_create(const hak_heap_options_t *opts) {
     hak_large_set_init(&heap->large, &heap->quota);
     const char *name = opts && opts->name ? opts->name : "heap";
     for (size_t i = 0; i + 1 < sizeof heap->name && name[i] != '\0'; i++)
-        heap->name[i] = name[i]; /* the rest is zero: hak_meta_alloc clears */
+        heap->name[i] = name[i]; /* the rest is zero: the slot was cleared */
     hak_lock(&registry_lock);
     bool ok = register_locked(heap);
+    if (ok)
+        __atomic_store_n(&heap->check, hak_heap_check_of(heap), __ATOMIC_RELEASE);
+    else
+        heap_object_free_locked(heap);
     hak_unlock(&registry_lock);
     if (!ok) {
-        hak_meta_free(heap, sizeof *heap);
         errno = ENOMEM;
         return NULL;
     }
@@ -137,6 +184,12 @@ void hak_heap_destroy(hak_heap_t *heap) {
     if (heap == NULL || heap == &hak_heap_main)
         return; /* the default heap lives as long as the process */
     hak_lock(&registry_lock);
+    if (!hak_heap_handle_ok(heap)) {
+        hak_unlock(&registry_lock);
+        hak_heap_report_bad("hak_heap_destroy of a destroyed or invalid heap", heap);
+        return;
+    }
+    __atomic_store_n(&heap->check, 0, __ATOMIC_RELAXED);
     registry[heap->id] = NULL;
     hak_lock(&heap->lock);
     hak_unlock(&registry_lock);
@@ -147,7 +200,9 @@ void hak_heap_destroy(hak_heap_t *heap) {
     hak_lock_destroy(&heap->large.lock);
     hak_lock_destroy(&heap->lock);
     heap->gen = 0;
-    hak_meta_free(heap, sizeof *heap);
+    hak_lock(&registry_lock);
+    heap_object_free_locked(heap);
+    hak_unlock(&registry_lock);
 }
 
 hak_heap_t *hak_heap_default(void) { return &hak_heap_main; }

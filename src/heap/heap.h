@@ -17,12 +17,15 @@
 #include "bigcache/large.h"
 #include "common/lock.h"
 #include "common/quota.h"
+#include "common/region_map.h"
+#include "common/secret.h"
 #include "hakmem/hakmem.h"
 #include "tiny/theap.h"
 
 struct hak_heap_s {
-    uint32_t id;  /* index in the registry; 0 = default heap */
-    uint64_t gen; /* unique per created heap: stale per-thread slots are detected by it */
+    uintptr_t check; /* keyed with its own address while the heap lives, 0 once destroyed */
+    uint32_t id;     /* index in the registry; 0 = default heap */
+    uint64_t gen;    /* unique per created heap: stale per-thread slots are detected by it */
     char name[HAK_STATS_NAME_MAX];
     hak_quota_t quota;      /* what spans and large blocks hold from the OS, against limit_bytes */
     size_t peak_live_bytes; /* highest live bytes seen by a stats walk (atomic max) */
@@ -43,6 +46,30 @@ extern HAK_HIDDEN hak_theap_t hak_theap_empty;
 extern HAK_HIDDEN __thread hak_theap_t *hak_tls_theap; /* the default heap's thread heap */
 extern HAK_HIDDEN __thread hak_tslot_t *hak_tls_slots;
 extern HAK_HIDDEN __thread uint32_t hak_tls_slot_count;
+
+/* Private heap objects live in slots of this size in chunks marked HAK_REGION_HEAPS, never unmapped: a handle
+ * can be checked (region byte, slot alignment, then the check word) without touching memory that might not be
+ * there. */
+#define HAK_HEAP_SLOT ((uintptr_t)512)
+_Static_assert(sizeof(struct hak_heap_s) <= HAK_HEAP_SLOT - sizeof(void *),
+               "a heap object and the freed-slot link "
+               "must fit its slot");
+
+static inline uintptr_t hak_heap_check_of(const hak_heap_t *heap) {
+    return hak_secret.heap ^ (uintptr_t)heap;
+}
+
+/* heap is the default heap or a live private heap. */
+static inline bool hak_heap_handle_ok(const hak_heap_t *heap) {
+    if (heap == &hak_heap_main)
+        return true;
+    if (hak_region_kind(heap) != HAK_REGION_HEAPS || ((uintptr_t)heap & (HAK_HEAP_SLOT - 1)) != 0)
+        return false;
+    return __atomic_load_n(&heap->check, __ATOMIC_RELAXED) == hak_heap_check_of(heap);
+}
+
+/* Reports a destroyed or bogus handle passed to `what` (heap/heap.c). */
+hak_cold void hak_heap_report_bad(const char *what, const hak_heap_t *heap);
 
 static inline hak_heap_t *hak_heap_of_arena(hak_tiny_arena_t *arena) {
     return (hak_heap_t *)(void *)((char *)arena - offsetof(hak_heap_t, slabs));

@@ -127,6 +127,10 @@ int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out) {
     hak_stats_t st;
     memset(&st, 0, sizeof st);
     st.size = sizeof st;
+    if (heap != NULL && !hak_heap_handle_ok(heap)) {
+        hak_heap_report_bad("hak_heap_stats of a destroyed or invalid heap", heap);
+        return -1;
+    }
     if (heap != NULL) {
         fill_one(heap, &st);
         memcpy(st.name, heap->name, sizeof st.name);
