@@ -4,12 +4,11 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#ifndef MAP_NORESERVE
-#define MAP_NORESERVE 0
-#endif
-
+/* No MAP_NORESERVE: the kernel's overcommit policy then judges every mapping as it judges glibc's, so a
+ * request it would refuse (64 TiB on a 24 GiB machine) fails here with ENOMEM instead of succeeding and
+ * getting the program killed later by the OOM killer. */
 void *hak_os_map(size_t size) {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
@@ -28,7 +27,7 @@ void *hak_os_map_aligned(size_t size, size_t align) {
     uintptr_t hint = ((uintptr_t)p & ~(uintptr_t)(align - 1));
     if (hint != 0) {
         void *q = mmap((void *)hint, size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
         if (q == (void *)hint)
             return q;
         if (q != MAP_FAILED)
@@ -71,7 +70,7 @@ bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size) {
     uint8_t *end = (uint8_t *)p + old_size;
     size_t extra = new_size - old_size;
     void *q = mmap(end, extra, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (q == (void *)end)
         return true;
     if (q != MAP_FAILED)
