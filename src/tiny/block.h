@@ -1,15 +1,18 @@
 /* A free block's first 16 bytes: the link to the next free block, encoded with a per-process secret, and a
- * check word: the encoded link xor the block's own address xor a second secret. The smallest block is 16
- * bytes, so every block has room for both.
+ * check word, the encoded link xor a second secret. The smallest block is 16 bytes, so every block has room
+ * for both.
  *
  * - Following a link first checks the pair: a link overwritten by a use-after-free write or an overflow from
- *   the neighbour decodes (without the secret) to an address that does not match the check word, and is
- *   reported, never followed.
+ *   the neighbour does not match its check word (a write that does not know the secrets cannot produce a
+ *   matching pair), and is reported, never followed.
  * - A block whose pair checks is free: a second free of it is a double free, wherever the block sits (the
  *   thread cache, a span's lists, another thread's remote list), and so is realloc or usable_size of it.
  *   Allocation clears the check word, so a live block never looks free unless its owner writes exactly the
- *   matching pair (a 2^-64 chance for data that does not know the secret).
- * Cost: two xors with memory operands and one compare per pop, two xors and one more store per push.
+ *   keyed pair (a 2^-64 chance for data that does not know the secrets; an unkeyed check, the link xor the
+ *   block's address, matched the small integers programs store in a block's second word).
+ * Cost: a pop is one xor of the two words, a compare with the check secret and the decoding xor; a push two
+ *   xors and one more store. The pair does not depend on the block's address, so a pair copied from another
+ *   free block passes: that needs a read of freed memory first, which this scheme does not try to stop.
  * With HAKMEM_CHECKS=0 (cmake -DHAKMEM_CHECKS=OFF) links are plain pointers and only an immediate double free
  * (the top of the thread cache or of the span's lists) is caught. */
 #ifndef HAKMEM_TINY_BLOCK_H
@@ -40,21 +43,18 @@ static inline hak_block_t *hak_block_next(const hak_block_t *b) {
     return (hak_block_t *)(b->link ^ hak_link_key);
 }
 
-static inline uintptr_t hak_block_check_of(const hak_block_t *b, uintptr_t link) {
-    return link ^ (uintptr_t)b ^ hak_check_key;
-}
-
-/* b's check word matches its link (next is the link decoded): the pair is as hakmem wrote it. */
+/* b's two words are a pair hakmem wrote (next, the decoded link, is not needed: kept for the fast paths'
+ * shape, which decode the link anyway). */
 static inline bool hak_block_link_ok(const hak_block_t *b, const hak_block_t *next) {
     (void)next;
-    return b->check == hak_block_check_of(b, b->link);
+    return (b->link ^ b->check) == hak_check_key;
 }
 
 /* Makes b a free block whose next one is `next` (NULL: the end of its list). */
 static inline void hak_block_set_next(hak_block_t *b, hak_block_t *next) {
     uintptr_t link = (uintptr_t)next ^ hak_link_key;
     b->link = link;
-    b->check = hak_block_check_of(b, link);
+    b->check = link ^ hak_check_key;
 }
 
 /* b is being handed out: it no longer looks free. */

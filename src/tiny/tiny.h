@@ -40,7 +40,7 @@ static inline void hak_span_push_local(hak_theap_t *th, hak_superslab_t *ss, hak
  * only after its check (tiny/block.h); a failed check goes out of line (a tail call, so the fast path keeps
  * no stack frame). */
 static inline void *hak_tiny_alloc(hak_theap_t *th, size_t size) {
-    unsigned cls = hak_size_class(size);
+    size_t cls = hak_size_class(size); /* a word: the arrays below are indexed without a zero-extension */
     hak_block_t *b = th->tc_head[cls];
     if (hak_likely(b != NULL)) {
         hak_block_t *next = hak_block_next(b);
