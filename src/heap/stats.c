@@ -36,10 +36,11 @@ static void add_superslab(hak_stats_t *st, hak_superslab_t *ss) {
     }
 }
 
-/* Blocks in a thread cache count as used in their spans, but they are free. */
-static void sub_tcache(hak_stats_t *st, const hak_theap_t *th) {
+/* Blocks in a thread cache count as used in their spans, but they are free. `cached` holds the cache's
+ * counts, read before the spans' (see tiny/tcache.c: a flush in progress is then never counted as live). */
+static void sub_tcache(hak_stats_t *st, const uint32_t cached[HAK_CLASS_COUNT]) {
     for (unsigned cls = 0; cls < HAK_CLASS_COUNT; cls++) {
-        uint64_t n = hak_tcache_count(th, cls), bs = hak_class_size(cls);
+        uint64_t n = cached[cls], bs = hak_class_size(cls);
         if (n == 0)
             continue;
         if (cls < HAK_STATS_CLASSES_MAX)
@@ -57,9 +58,12 @@ static void add_arena(hak_stats_t *st, hak_tiny_arena_t *arena) {
     hak_lock(&arena->lock);
     for (hak_list_node_t *t = arena->theaps.first; t != NULL; t = t->next) {
         hak_theap_t *th = hak_list_entry(t, hak_theap_t, link);
+        uint32_t cached[HAK_CLASS_COUNT];
+        for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
+            cached[c] = hak_tcache_count(th, c);
         for (hak_list_node_t *l = th->superslabs.first; l != NULL; l = l->next)
             add_superslab(st, hak_ss_of_link(l));
-        sub_tcache(st, th);
+        sub_tcache(st, cached);
     }
     for (hak_list_node_t *l = arena->abandoned.first; l != NULL; l = l->next)
         add_superslab(st, hak_ss_of_link(l));

@@ -21,9 +21,15 @@ void hak_tcache_init(hak_theap_t *th) {
     }
 }
 
-/* Returns a list of cached blocks to their spans. Consecutive blocks of one span (the usual case: a thread's
- * blocks of a class come from few spans) go back as one run, with one update of the span's list and count. */
-static void tcache_release(hak_theap_t *th, hak_block_t *b) {
+/* Test hook, called after each run a flush returns (tests define it to look at statistics mid-flush). */
+__attribute__((weak)) void hak_test_hook_tcache_flush_run(void) {}
+
+/* Returns the cached blocks of class cls to their spans. Consecutive blocks of one span (the usual case: a
+ * thread's blocks of a class come from few spans) go back as one run, with one update of the span's list and
+ * count. The cache's room grows run by run, after the span's count has dropped, so a statistics walk (which
+ * reads the room before the spans, tiny/tcache.h) never counts a block both as used in its span and as not
+ * cached: it may count a returning run as neither for a moment, never as live. */
+static void tcache_release(hak_theap_t *th, unsigned cls, hak_block_t *b) {
     while (b != NULL) {
         hak_superslab_t *ss = hak_ss_of(b);
         hak_span_t *s = hak_span_of(ss, b);
@@ -36,6 +42,9 @@ static void tcache_release(hak_theap_t *th, hak_block_t *b) {
             n++;
         }
         hak_span_push_local(th, ss, s, first, last, n);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        hak_tcache_room_add(&th->tc_room[cls], n);
+        hak_test_hook_tcache_flush_run();
     }
 }
 
@@ -45,7 +54,8 @@ void hak_tcache_flush(hak_theap_t *th) {
         if (b == NULL)
             continue;
         th->tc_head[c] = NULL;
+        tcache_release(th, c, b);
+        /* a list cut short by a corrupted link leaves blocks that can never come back: room for all again */
         hak_store_relaxed(&th->tc_room[c], (uintptr_t)hak_tcache_limit[c]);
-        tcache_release(th, b);
     }
 }

@@ -41,9 +41,10 @@ static inline bool hak_tcache_push(hak_theap_t *th, unsigned cls, hak_block_t *b
     return true;
 }
 
-/* Blocks held by th's cache of class cls (any thread, for statistics). */
+/* Blocks held by th's cache of class cls (any thread, for statistics: read before the spans' counts, with
+ * acquire, so that a flush in progress is never counted twice; see tcache.c). */
 static inline uint32_t hak_tcache_count(const hak_theap_t *th, unsigned cls) {
-    return (uint32_t)(hak_tcache_limit[cls] - hak_load_relaxed(&th->tc_room[cls]));
+    return (uint32_t)(hak_tcache_limit[cls] - hak_load_acquire(&th->tc_room[cls]));
 }
 
 /* Gives room to a new thread heap's caches. */
