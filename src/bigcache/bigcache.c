@@ -187,7 +187,7 @@ static entry_t *evict_locked(uint64_t now, bool force) {
     entry_t *victims = NULL;
     bool aged = force;
     for (entry_t *oldest; (oldest = entry_of(ages.last)) != NULL;) {
-        bool old = now - oldest->since_ms >= hak_options.purge_delay_ms;
+        bool old = hak_older_than(now, oldest->since_ms, hak_options.purge_delay_ms);
         if (!force && !old && cached_bytes <= hak_options.bigcache_max)
             break;
         aged |= old;
@@ -260,8 +260,8 @@ static void trim(entry_t *picked) {
     for (entry_t *e = picked; e != NULL; e = e->chain)
         if (!hak_os_purge((uint8_t *)e + e->trim_from, e->dirty - e->trim_from))
             e->trim_from = e->dirty; /* nothing was purged: the pages keep their contents */
-    uint64_t now = hak_os_now_ms();
     hak_lock(&cache_lock);
+    uint64_t now = hak_os_now_ms();
     entry_t *lost = NULL, *next;
     for (entry_t *e = picked; e != NULL; e = next) {
         next = e->chain;
@@ -429,8 +429,8 @@ static uint8_t *grow(uint8_t *base, size_t have, size_t need, size_t dirty) {
 void *hak_bigcache_take(size_t need, size_t used, size_t *dirty) {
     if (__atomic_load_n(&cached_entries, __ATOMIC_RELAXED) == 0)
         return NULL; /* the common case when nothing is cached: no lock */
-    uint64_t now = hak_os_now_ms();
     hak_lock(&cache_lock);
+    uint64_t now = hak_os_now_ms();
     entry_t *e = choose_locked(need, used);
     size_t have = 0;
     if (e != NULL && !unlink_entry(e))
@@ -461,12 +461,17 @@ void *hak_bigcache_take(size_t need, size_t used, size_t *dirty) {
     return NULL;
 }
 
+/* Test hook, called by hak_bigcache_put before it takes the cache lock (a test makes other threads go first).
+ */
+__attribute__((weak)) void hak_test_hook_bigcache_put(void) {}
+
 bool hak_bigcache_put(void *base, size_t size, size_t dirty) {
     if (size > hak_options.bigcache_max)
         return false;
-    uint64_t now = hak_os_now_ms();
+    hak_test_hook_bigcache_put();
     hak_lock(&cache_lock);
-    if (poisoned) { /* the cache was dropped after a corruption: it keeps nothing */
+    uint64_t now = hak_os_now_ms(); /* under the lock, as everywhere here: no entry is younger than this */
+    if (poisoned) {                 /* the cache was dropped after a corruption: it keeps nothing */
         hak_unlock(&cache_lock);
         return false;
     }

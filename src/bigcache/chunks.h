@@ -43,11 +43,10 @@ static inline bool hak_chunks_resize(uint8_t *base, size_t old_size, size_t new_
 }
 
 /* Moves [src, src + old_size) onto dst (a range of new_size bytes this tier holds, published to nobody yet)
- * without copying; the source range is gone afterwards. NULL if the kernel refused: it has unmapped dst already
- * (it clears the target first).
- * Both ranges are unmarked *before* the system call, while they are still this tier's: once the kernel has let
- * go of a range, another thread may map it and mark it at once, and a mark written after the call could
- * overwrite that thread's. */
+ * without copying; the source range is gone afterwards. NULL if the kernel refused: it has unmapped dst
+ * already (it clears the target first). Both ranges are unmarked *before* the system call, while they are
+ * still this tier's: once the kernel has let go of a range, another thread may map it and mark it at once,
+ * and a mark written after the call could overwrite that thread's. */
 static inline void *hak_chunks_move(uint8_t *src, size_t old_size, uint8_t *dst, size_t new_size) {
     hak_region_set_range(src, old_size, HAK_REGION_NONE);
     hak_region_set_range(dst, new_size, HAK_REGION_NONE);

@@ -69,8 +69,8 @@ bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size) {
         return true;
     uint8_t *end = (uint8_t *)p + old_size;
     size_t extra = new_size - old_size;
-    void *q = mmap(end, extra, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    void *q =
+        mmap(end, extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (q == (void *)end)
         return true;
     if (q != MAP_FAILED)

@@ -27,5 +27,10 @@ bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 void *hak_os_move(void *p, size_t old_size, void *dst, size_t new_size);
 /* Monotonic clock in milliseconds (vDSO, no allocation). */
 uint64_t hak_os_now_ms(void);
+/* Something stamped `since` is at least `delay` old at `now`; a stamp later than `now` (another thread read
+ * the clock after this one) is young, never a huge unsigned age. */
+static inline bool hak_older_than(uint64_t now, uint64_t since, uint64_t delay) {
+    return now >= since && now - since >= delay;
+}
 
 #endif

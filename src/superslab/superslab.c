@@ -138,7 +138,7 @@ static void decay_locked(uint64_t now, bool force) {
     hak_superslab_t *oldest;
     while ((oldest = ss_of_link(warm.last)) != NULL &&
            (force || warm_count > hak_options.ss_cache_max ||
-            now - oldest->cached_since_ms >= hak_options.purge_delay_ms))
+            hak_older_than(now, oldest->cached_since_ms, hak_options.purge_delay_ms)))
         purge_to_cold(oldest);
 }
 
@@ -184,11 +184,16 @@ hak_superslab_t *hak_ss_acquire(bool *resident) {
     return ss;
 }
 
+/* Test hook, called by hak_ss_release before it takes the cache lock (a test makes other threads go first).
+ */
+__attribute__((weak)) void hak_test_hook_ss_release(void) {}
+
 void hak_ss_release(hak_superslab_t *ss) {
     header_reset(ss);
-    uint64_t now = hak_os_now_ms();
-    ss->cached_since_ms = now;
+    hak_test_hook_ss_release();
     hak_lock(&ss_cache_lock);
+    uint64_t now = hak_os_now_ms(); /* under the lock: no entry on the list can be younger than this */
+    ss->cached_since_ms = now;
     hak_list_push_front(&warm, &ss->link);
     warm_count++;
     decay_locked(now, false);
