@@ -39,7 +39,10 @@ static hak_span_t *span_carve(hak_superslab_t *ss, int i, unsigned n, unsigned c
  * every span turned out empty, in which case the SuperSlab went back to the global cache. */
 static bool adopt(hak_theap_t *th, hak_superslab_t *ss) {
     ss_take_ownership(th, ss);
-    __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
+    /* An exchange, not a store: a locked instruction, so the loads of the spans' remote lists below cannot be
+     * done before the mask is cleared (x86 lets a load pass an earlier plain store). With a store, a remote
+     * free landing in that window had its notice wiped while the walk had already read its list as empty. */
+    (void)__atomic_exchange_n(&ss->remote_mask, 0, __ATOMIC_ACQ_REL);
     unsigned i = 0;
     for (hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
         hak_list_node_clear(&s->link); /* links of the previous owner's lists */

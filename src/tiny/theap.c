@@ -95,7 +95,7 @@ void hak_tiny_arena_settle_abandoned(hak_tiny_arena_t *arena) {
     hak_lock(&arena->lock);
     hak_list_for_each_safe(l, next, &arena->abandoned) {
         hak_superslab_t *ss = hak_ss_of_link(l);
-        __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
+        (void)__atomic_exchange_n(&ss->remote_mask, 0, __ATOMIC_ACQ_REL); /* as in adopt (span.c) */
         unsigned i = 0;
         for (hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
             hak_span_collect_remote(s);
