@@ -254,8 +254,11 @@ void hak_heap_fork_parent(void) {
 
 void hak_heap_fork_child(void) {
     for (uint32_t id = 1; id < registry_cap; id++)
-        if (registry[id] != NULL)
+        if (registry[id] != NULL) {
             reinit_heap(registry[id]);
+            hak_tiny_arena_orphan_others(&registry[id]->slabs, hak_thread_id());
+        }
     reinit_heap(&hak_heap_main);
+    hak_tiny_arena_orphan_others(&hak_heap_main.slabs, hak_thread_id());
     hak_lock_init(&registry_lock);
 }

@@ -77,6 +77,22 @@ void hak_theap_abandon(hak_theap_t *th) {
     hak_meta_free(th, sizeof *th);
 }
 
+void hak_tiny_arena_orphan_others(hak_tiny_arena_t *arena, uintptr_t survivor) {
+    hak_list_for_each_safe(t, tnext, &arena->theaps) {
+        hak_theap_t *th = hak_list_entry(t, hak_theap_t, link);
+        if (th->tid == survivor)
+            continue;
+        hak_list_for_each_safe(l, next, &th->superslabs) {
+            hak_superslab_t *ss = hak_ss_of_link(l);
+            hak_list_remove(&th->superslabs, &ss->link);
+            ss->owner = NULL;
+            __atomic_store_n(&ss->owner_tid, 0, __ATOMIC_RELEASE);
+            abandoned_push_locked(arena, ss);
+        }
+        hak_list_remove(&arena->theaps, &th->link); /* the thread heap itself is leaked: its cache is lost */
+    }
+}
+
 void hak_tiny_arena_release_all(hak_tiny_arena_t *arena) {
     hak_lock(&arena->lock);
     hak_list_for_each_safe(t, tnext, &arena->theaps) {

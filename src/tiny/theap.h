@@ -65,6 +65,13 @@ void hak_theap_abandon(hak_theap_t *th);
 /* Heap destroy: gives every SuperSlab of the arena (thread heaps' and abandoned ones) back to the global
  * cache without visiting blocks, and frees the thread heaps. No thread may use the arena meanwhile. */
 void hak_tiny_arena_release_all(hak_tiny_arena_t *arena);
+/* Fork child: the thread heaps of every thread but `survivor` (the thread that forked) belong to threads that
+ * do not exist in the child, yet a new thread of the child may get one of their thread ids (a TLS address the
+ * C library reuses) and take their SuperSlabs for its own. Their SuperSlabs are abandoned to the arena (to be
+ * adopted, spans settled then) without touching blocks or spans, which another thread may have left half
+ * updated when fork() copied the process; the thread heaps and their caches are left behind. Single-threaded
+ * (the child, right after fork); takes no lock. */
+void hak_tiny_arena_orphan_others(hak_tiny_arena_t *arena, uintptr_t survivor);
 /* hak_collect for the calling thread: flushes its cache, collects remote frees and gives back every empty
  * span, including the current one of each class. */
 void hak_theap_release_empty(hak_theap_t *th);
