@@ -6,23 +6,32 @@ import subprocess
 
 
 def gnuplot_script(path_svg, dat, title, ylabel, ngroups, nseries, logscale):
+    """Clustered bars with each bar's value written above it, and an axis whose tic labels are plain numbers."""
+    width = max(720, 110 * ngroups * max(1, nseries) // 3)
+    # bar j of a cluster of n (gap 1) sits at group + (j - (n - 1) / 2) / (n + 1)
+    labels = ", ".join(
+        "'%s' using ($0 + (%d - %g) / %d.0):%d:(column(%d) == column(%d) ? sprintf('%%.3g', column(%d)) : '') "
+        "with labels rotate by 90 left offset 0,0.3 font ',8' notitle" % (dat, j, (nseries - 1) / 2.0, nseries + 1,
+                                                                           j + 2, j + 2, j + 2, j + 2)
+        for j in range(nseries))
     return "\n".join([
-        "set terminal svg size %d,420 dynamic font 'sans,11'" % max(640, 90 * ngroups * max(1, nseries) // 3),
+        "set terminal svg size %d,480 dynamic font 'sans,11'" % width,
         "set output '%s'" % path_svg,
-        "set title '%s'" % title.replace("'", ""),
+        "set title '%s' noenhanced" % title.replace("'", ""),
         "set ylabel '%s'" % ylabel,
         "set style data histograms",
         "set style histogram clustered gap 1",
         "set style fill solid 0.85 border -1",
         "set boxwidth 0.9",
         "set datafile missing 'NaN'",
-        "set key outside right top",
-        "set grid ytics",
+        "set key outside right top noenhanced autotitle columnhead",  # every plot skips the header line
+        "set grid ytics mytics",
+        "set format y '%g'",
         "set xtics rotate by 25 right nomirror noenhanced",
         "set bmargin 7",
-        "set key noenhanced",
+        "set offsets 0, 0, graph 0.12, 0",  # room for the value labels above the tallest bar
         "set logscale y" if logscale else "set yrange [0:*]",
-        "plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i)" % (nseries + 1, dat),
+        "plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i), %s" % (nseries + 1, dat, labels),
     ])
 
 

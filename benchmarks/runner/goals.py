@@ -3,7 +3,8 @@
 A goal group has a title, a subject (the allocator judged), optionally not_peers (allocators that are not the
 subject's peers) and without_subject (a line shown when the subject did not run; without it the group is left
 out when the subject did not run). Each check compares the subject's column with the column of `against` (an
-allocator, or "best peer": the peer with the lowest geomean of time) on a metric (time or rss);
+allocator, "best peer": the peer with the lowest geomean of time, or "leanest peer": the peer with the lowest
+geomean of peak RSS) on a metric (time or rss);
 ratio = against's median / the subject's, and the check holds when the ratio is at_least (or above) the value
 given. In a heap workload the columns stand for the allocator their counts_as names. Check kinds:
   each_workload         one line: every workload's geomean ratio (all workloads, or those listed in "workloads")
@@ -21,7 +22,8 @@ from .results import geomean
 from .summary import METRIC_FIELDS, workload_ratios
 from .workloads import DataError, text
 
-BEST_PEER = "best peer"
+BEST_PEER = "best peer"  # the peer with the lowest geomean of time
+LEANEST_PEER = "leanest peer"  # the peer with the lowest geomean of peak RSS
 SCALE = {"time": 1.0, "rss": 1.0 / 1024.0}  # displayed values: seconds, MiB
 BETTER = {"time": "faster", "rss": "smaller"}
 
@@ -58,6 +60,11 @@ class Facts:
         peers = [n for n in peers if self.overall(n, subject, "time") is not None]
         return min(peers, key=lambda n: self.overall(n, subject, "time")) if peers else None
 
+    def leanest_peer(self, subject, not_peers):
+        peers = [n for n in self.allocator_names() if n != subject and n not in not_peers]
+        peers = [n for n in peers if self.overall(n, subject, "rss") is not None]
+        return min(peers, key=lambda n: self.overall(n, subject, "rss")) if peers else None
+
     def good_pairs(self, w, subject, against, selected=lambda label: True):
         """(label, subject's cell, against's cell) for the selected cases where both ran cleanly."""
         s, a = self.column(w, subject), self.column(w, against)
@@ -81,7 +88,11 @@ class Check:
 
     def against(self, facts):
         name = self.raw.get("against")
-        return facts.best_peer(self.subject, self.not_peers) if name == BEST_PEER else name
+        if name == BEST_PEER:
+            return facts.best_peer(self.subject, self.not_peers)
+        if name == LEANEST_PEER:
+            return facts.leanest_peer(self.subject, self.not_peers)
+        return name
 
     def holds(self, ratio):
         if "at_least" in self.raw:
