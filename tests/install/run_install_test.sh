@@ -31,7 +31,7 @@ cmake --install "$build_dir" --prefix "$prefix" --config "$config"
 libpath=$prefix/$libdir
 for f in include/hakmem/hakmem.h "$libdir/libhakmem.so" "$libdir/libhakmem.so.0" "$libdir/libhakmem.a" \
          "$libdir/cmake/hakmem/hakmemConfig.cmake" "$libdir/cmake/hakmem/hakmemConfigVersion.cmake" \
-         "$libdir/cmake/hakmem/hakmemTargets.cmake" "$libdir/pkgconfig/hakmem.pc"; do
+         "$libdir/cmake/hakmem/hakmemTargets.cmake" "$libdir/pkgconfig/hakmem.pc" share/doc/hakmem/LICENSE; do
     [[ -e $prefix/$f ]] || fail "missing installed file $f"
 done
 
