@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Install test: install the built tree into a scratch prefix, then build and run a consumer project against it
-# twice, through find_package(hakmem CONFIG) (shared and static targets) and through pkg-config.
-# Usage: run_install_test.sh <build-dir> <config> <libdir> <work-dir> <c-compiler> [<extra C flags>]
+# through find_package(hakmem CONFIG) (C: shared and static targets; C++11 and C++17: hakmem::hakmem with
+# hakmem/hakmem_new_delete.h, hakmem::override, hakmem::override_static), through pkg-config (C), and by hand
+# with `c++ ... -Wl,--as-needed -lhakmem_override` (the library must stay in NEEDED).
+# The C++ consumers of the override are skipped when extra flags are given (sanitizer builds: the sanitizer
+# runtime interposes malloc and operator new itself) or when the override was not built.
+# Usage: run_install_test.sh <build-dir> <config> <libdir> <work-dir> <c-compiler> [<extra flags> [<c++>]]
+#        (the extra flags go to both compilers; <c++>, the C++ compiler, defaults to c++)
 set -euo pipefail
 
 if [[ $# -lt 5 ]]; then
-    echo "usage: $0 <build-dir> <config> <libdir> <work-dir> <c-compiler> [<extra-cflags>]" >&2
+    echo "usage: $0 <build-dir> <config> <libdir> <work-dir> <c-compiler> [<extra-flags> [<c++>]]" >&2
     exit 2
 fi
 build_dir=$1
@@ -14,6 +19,7 @@ libdir=$3
 work=$4
 cc=$5
 extra_cflags=${6:-}
+cxx=${7:-c++}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 consumer_src=$here/consumer
 
@@ -29,7 +35,8 @@ step "cmake --install $build_dir --prefix $prefix"
 cmake --install "$build_dir" --prefix "$prefix" --config "$config"
 
 libpath=$prefix/$libdir
-for f in include/hakmem/hakmem.h "$libdir/libhakmem.so" "$libdir/libhakmem.so.0" "$libdir/libhakmem.a" \
+for f in include/hakmem/hakmem.h include/hakmem/hakmem_new_delete.h \
+         "$libdir/libhakmem.so" "$libdir/libhakmem.so.0" "$libdir/libhakmem.a" \
          "$libdir/cmake/hakmem/hakmemConfig.cmake" "$libdir/cmake/hakmem/hakmemConfigVersion.cmake" \
          "$libdir/cmake/hakmem/hakmemTargets.cmake" "$libdir/pkgconfig/hakmem.pc" share/doc/hakmem/LICENSE; do
     [[ -e $prefix/$f ]] || fail "missing installed file $f"
@@ -45,6 +52,27 @@ if command -v nm >/dev/null; then
     grep -q ' T hak_alloc$' <<<"$exported" || fail "hak_alloc not exported"
 fi
 
+# The override libraries, when built, define every C++17 form of operator new and delete.
+cxx_operators=(_Znwm _Znam _ZnwmRKSt9nothrow_t _ZnamRKSt9nothrow_t _ZnwmSt11align_val_t _ZnamSt11align_val_t
+               _ZnwmSt11align_val_tRKSt9nothrow_t _ZnamSt11align_val_tRKSt9nothrow_t
+               _ZdlPv _ZdaPv _ZdlPvm _ZdaPvm _ZdlPvRKSt9nothrow_t _ZdaPvRKSt9nothrow_t
+               _ZdlPvSt11align_val_t _ZdaPvSt11align_val_t _ZdlPvmSt11align_val_t _ZdaPvmSt11align_val_t
+               _ZdlPvSt11align_val_tRKSt9nothrow_t _ZdaPvSt11align_val_tRKSt9nothrow_t)
+have_override=0
+[[ -e $libpath/libhakmem_override.so && -e $libpath/libhakmem_override.a ]] && have_override=1
+if ((have_override)) && command -v nm >/dev/null; then
+    step "C++ operators of the override libraries"
+    exported=$(nm -D --defined-only "$libpath/libhakmem_override.so" | awk '$2 == "T" {print $3}')
+    archived=$(nm --defined-only "$libpath/libhakmem_override.a" 2>/dev/null | awk '$2 == "T" {print $3}')
+    for sym in "${cxx_operators[@]}"; do
+        grep -qx "$sym" <<<"$exported" || fail "libhakmem_override.so does not export $sym"
+        grep -qx "$sym" <<<"$archived" || fail "libhakmem_override.a does not define $sym"
+    done
+    echo "all ${#cxx_operators[@]} forms: exported by libhakmem_override.so, defined in libhakmem_override.a"
+fi
+cxx_override=$have_override
+[[ -z $extra_cflags ]] || cxx_override=0
+
 export LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 run_expect() { # <expected variant> <exe>
@@ -56,12 +84,21 @@ run_expect() { # <expected variant> <exe>
 
 step "find_package(hakmem CONFIG) consumer"
 cmake -S "$consumer_src" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE="$config" \
-      -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$extra_cflags" -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON
+      -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$extra_cflags" -DCMAKE_CXX_COMPILER="$cxx" \
+      -DCMAKE_CXX_FLAGS="$extra_cflags" -DCONSUMER_OVERRIDE=$((cxx_override ? 1 : 0)) \
+      -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON
 cmake --build "$work/cmake-build" --config "$config"
 exe_dir=$work/cmake-build
 [[ -x $exe_dir/consumer_shared ]] || exe_dir=$work/cmake-build/$config
 run_expect shared "$exe_dir/consumer_shared"
 run_expect static "$exe_dir/consumer_static"
+cxx_variants=(api)
+((cxx_override)) && cxx_variants+=(override override_static)
+for std in 11 17; do
+    for v in "${cxx_variants[@]}"; do
+        run_expect "consumer_cxx${std}_$v" "$exe_dir/consumer_cxx${std}_$v"
+    done
+done
 if command -v ldd >/dev/null; then
     # Capture first: with pipefail, `ldd | grep -q` fails at random when grep exits before ldd (SIGPIPE).
     deps=$(ldd "$exe_dir/consumer_shared")
@@ -70,6 +107,38 @@ if command -v ldd >/dev/null; then
     if grep -q libhakmem <<<"$(ldd "$exe_dir/consumer_static")"; then
         fail "consumer_static depends on libhakmem.so (hakmem::hakmem_static is not static)"
     fi
+    if ((cxx_override)); then
+        grep -q "libhakmem_override.so => $libpath/" <<<"$(ldd "$exe_dir/consumer_cxx11_override")" ||
+            fail "consumer_cxx11_override does not load the installed libhakmem_override.so"
+        if grep -q libhakmem <<<"$(ldd "$exe_dir/consumer_cxx11_override_static")"; then
+            fail "consumer_cxx11_override_static depends on a hakmem shared library"
+        fi
+    fi
+fi
+
+if ((cxx_override)); then
+    step "C++ consumers linked by hand: $cxx ... -Wl,--as-needed -lhakmem_override"
+    for std in 11 17; do
+        sized=""
+        ((std >= 14)) && sized=-fsized-deallocation
+        "$cxx" -std=c++$std $sized -Wall -Wextra -Werror -DCONSUMER_VARIANT="\"c++$std by hand\"" \
+               -I"$prefix/include" "$consumer_src/cxx_main.cpp" \
+               -Wl,--as-needed -L"$libpath" -lhakmem_override -ldl -o "$work/consumer_cxx${std}_hand"
+        run_expect "c++$std by hand" "$work/consumer_cxx${std}_hand"
+    done
+
+    step "--as-needed keeps libhakmem_override.so for operator new alone"
+    "$cxx" -std=c++11 -Wall -Wextra -Werror "$consumer_src/as_needed.cpp" -Wl,--as-needed -L"$libpath" \
+           -lhakmem_override -o "$work/as_needed"
+    command -v readelf >/dev/null || fail "readelf not found"
+    needed=$(readelf -d "$work/as_needed" | grep '(NEEDED)')
+    printf '%s\n' "$needed"
+    grep -q '\[libhakmem_override.so\]' <<<"$needed" ||
+        fail "the --as-needed link dropped libhakmem_override.so from NEEDED"
+    out=$(HAKMEM_SHOW_STATS=1 "$work/as_needed" 2>&1) || fail "as_needed exited with status $?"
+    sed -n 1,3p <<<"$out"
+    [[ $out == *"as_needed: OK"* && $out == *"hakmem stats"* ]] ||
+        fail "as_needed did not run on hakmem (no 'as_needed: OK' and hakmem statistics)"
 fi
 
 step "pkg-config consumer"
