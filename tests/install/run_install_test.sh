@@ -3,7 +3,7 @@
 # through find_package(hakmem CONFIG) (C: shared and static targets; C++11 and C++17: hakmem::hakmem with
 # hakmem/hakmem_new_delete.h, hakmem::override, hakmem::override_static), through pkg-config (C), and by hand
 # with `c++ ... -Wl,--as-needed -lhakmem_override` (the library must stay in NEEDED).
-# The C++ consumers of the override are skipped when extra flags are given (sanitizer builds: the sanitizer
+# The consumers of the override are skipped when extra flags are given (sanitizer builds: the sanitizer
 # runtime interposes malloc and operator new itself) or when the override was not built.
 # Usage: run_install_test.sh <build-dir> <config> <libdir> <work-dir> <c-compiler> [<extra flags> [<c++>]]
 #        (the extra flags go to both compilers; <c++>, the C++ compiler, defaults to c++)
@@ -70,8 +70,8 @@ if ((have_override)) && command -v nm >/dev/null; then
     done
     echo "all ${#cxx_operators[@]} forms: exported by libhakmem_override.so, defined in libhakmem_override.a"
 fi
-cxx_override=$have_override
-[[ -z $extra_cflags ]] || cxx_override=0
+with_override=$have_override # the consumers of the override: not under sanitizers (see the top)
+[[ -z $extra_cflags ]] || with_override=0
 
 export LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
@@ -82,10 +82,23 @@ run_expect() { # <expected variant> <exe>
     [[ $out == *"hakmem consumer ($1): OK"* ]] || fail "$2 did not print 'hakmem consumer ($1): OK'"
 }
 
-step "find_package(hakmem CONFIG) consumer"
+step "find_package(hakmem CONFIG) consumer, C only"
+cmake -S "$consumer_src" -B "$work/cmake-build-c" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE="$config" \
+      -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$extra_cflags" -DCONSUMER_CXX=OFF \
+      -DCONSUMER_OVERRIDE=$((with_override ? 1 : 0)) -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON
+cmake --build "$work/cmake-build-c" --config "$config"
+exe_dir=$work/cmake-build-c
+[[ -x $exe_dir/consumer_shared ]] || exe_dir=$work/cmake-build-c/$config
+run_expect shared "$exe_dir/consumer_shared"
+run_expect static "$exe_dir/consumer_static"
+if ((with_override)); then
+    run_expect override_static "$exe_dir/consumer_override_static"
+fi
+
+step "find_package(hakmem CONFIG) consumer, C and C++"
 cmake -S "$consumer_src" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE="$config" \
       -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$extra_cflags" -DCMAKE_CXX_COMPILER="$cxx" \
-      -DCMAKE_CXX_FLAGS="$extra_cflags" -DCONSUMER_OVERRIDE=$((cxx_override ? 1 : 0)) \
+      -DCMAKE_CXX_FLAGS="$extra_cflags" -DCONSUMER_OVERRIDE=$((with_override ? 1 : 0)) \
       -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON
 cmake --build "$work/cmake-build" --config "$config"
 exe_dir=$work/cmake-build
@@ -93,7 +106,10 @@ exe_dir=$work/cmake-build
 run_expect shared "$exe_dir/consumer_shared"
 run_expect static "$exe_dir/consumer_static"
 cxx_variants=(api)
-((cxx_override)) && cxx_variants+=(override override_static)
+if ((with_override)); then
+    run_expect override_static "$exe_dir/consumer_override_static"
+    cxx_variants+=(override override_static)
+fi
 for std in 11 17; do
     for v in "${cxx_variants[@]}"; do
         run_expect "consumer_cxx${std}_$v" "$exe_dir/consumer_cxx${std}_$v"
@@ -107,7 +123,7 @@ if command -v ldd >/dev/null; then
     if grep -q libhakmem <<<"$(ldd "$exe_dir/consumer_static")"; then
         fail "consumer_static depends on libhakmem.so (hakmem::hakmem_static is not static)"
     fi
-    if ((cxx_override)); then
+    if ((with_override)); then
         grep -q "libhakmem_override.so => $libpath/" <<<"$(ldd "$exe_dir/consumer_cxx11_override")" ||
             fail "consumer_cxx11_override does not load the installed libhakmem_override.so"
         if grep -q libhakmem <<<"$(ldd "$exe_dir/consumer_cxx11_override_static")"; then
@@ -116,7 +132,7 @@ if command -v ldd >/dev/null; then
     fi
 fi
 
-if ((cxx_override)); then
+if ((with_override)); then
     step "C++ consumers linked by hand: $cxx ... -Wl,--as-needed -lhakmem_override"
     for std in 11 17; do
         sized=""
