@@ -169,4 +169,41 @@ echo "pkg-config --cflags --libs hakmem: $pc_flags"
       -o "$work/consumer_pc"
 run_expect pkg-config "$work/consumer_pc"
 
+# The README's examples, as the README builds them: the API example (C, and C++11 as it promises), and the C++
+# example with the header and, outside sanitizer builds, with the override.
+readme=$here/../../README.md
+readme_block() { # <section heading> <fence language>: the first fenced block of that language in the section
+    awk -v head="$1" -v fence="\`\`\`$2" '
+        $0 == head { in_section = 1; next }
+        in_section && /^## / { exit }
+        in_section && !in_block && $0 == fence { in_block = 1; next }
+        in_block && /^```/ { exit }
+        in_block { print }' "$readme"
+}
+if [[ -f $readme ]]; then
+    step "README examples"
+    readme_block "## Using the API" c >"$work/app.c"
+    readme_block "## C++" c++ >"$work/app.cpp"
+    [[ -s $work/app.c && -s $work/app.cpp ]] || fail "README.md: no C example in 'Using the API' or C++ one in 'C++'"
+    echo '#include <hakmem/hakmem_new_delete.h>' >"$work/new_delete.cpp"
+    # shellcheck disable=SC2086 # word splitting of the flags is intended
+    {
+        "$cc" -std=c11 -Wall -Wextra -Werror $extra_cflags "$work/app.c" $pc_flags -o "$work/readme_c"
+        "$cxx" -std=c++11 -Wall -Wextra -Werror $extra_cflags -x c++ "$work/app.c" -x none $pc_flags \
+               -o "$work/readme_c_as_cxx"
+        "$cxx" -std=c++11 -Wall -Wextra -Werror $extra_cflags "$work/app.cpp" "$work/new_delete.cpp" $pc_flags \
+               -o "$work/readme_cxx_api"
+    }
+    "$work/readme_c" || fail "the README's API example (C) exited with status $?"
+    "$work/readme_c_as_cxx" || fail "the README's API example (C++) exited with status $?"
+    [[ $("$work/readme_cxx_api") == "on hakmem" ]] || fail "the README's C++ example with the header: not on hakmem"
+    if ((with_override)); then
+        "$cxx" -Wall -Wextra -Werror "$work/app.cpp" -I"$prefix/include" -L"$libpath" -lhakmem_override \
+               -o "$work/readme_cxx_override"
+        [[ $("$work/readme_cxx_override") == "on hakmem" ]] ||
+            fail "the README's C++ example with the override: not on hakmem"
+    fi
+    echo "README examples: built and run"
+fi
+
 step "passed"
