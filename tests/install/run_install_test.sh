@@ -38,7 +38,8 @@ libpath=$prefix/$libdir
 for f in include/hakmem/hakmem.h include/hakmem/hakmem_new_delete.h \
          "$libdir/libhakmem.so" "$libdir/libhakmem.so.0" "$libdir/libhakmem.a" \
          "$libdir/cmake/hakmem/hakmemConfig.cmake" "$libdir/cmake/hakmem/hakmemConfigVersion.cmake" \
-         "$libdir/cmake/hakmem/hakmemTargets.cmake" "$libdir/pkgconfig/hakmem.pc" share/doc/hakmem/LICENSE; do
+         "$libdir/cmake/hakmem/hakmemTargets.cmake" "$libdir/pkgconfig/hakmem.pc" \
+         share/doc/hakmem/LICENSE share/doc/hakmem/CHANGELOG.md; do
     [[ -e $prefix/$f ]] || fail "missing installed file $f"
 done
 
