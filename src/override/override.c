@@ -43,6 +43,7 @@
 #include "heap/heap.h"
 #include "os/os.h"
 #include "override/foreign.h"
+#include "override/override.h"
 #include "tiny/tiny.h"
 
 #define HAK_OVERRIDE __attribute__((visibility("default")))
@@ -193,3 +194,9 @@ HAK_OVERRIDE size_t malloc_usable_size(void *p) {
                    : 0;
     return hak_usable_size(p);
 }
+
+/* ---- for the C++ operators (override.h) ---- */
+
+void *hak_override_malloc(size_t size) { return malloc(size); }
+void *hak_override_aligned_alloc(size_t alignment, size_t size) { return aligned_alloc(alignment, size); }
+void hak_override_free(void *p) { free(p); }
