@@ -49,6 +49,12 @@
 #define HAKMEM_NEW_DELETE_FREE(p) hak_free(p)
 #endif
 
+/* Called first when an allocation failed, before the C++ runtime is used (libhakmem_override checks there that
+ * the runtime is present; a program has no reason to set it). */
+#ifndef HAKMEM_NEW_DELETE_FAILING
+#define HAKMEM_NEW_DELETE_FAILING() ((void)0)
+#endif
+
 #if defined(__GNUC__)
 /* Exported even from code compiled with -fvisibility=hidden: the C++ library's own new and delete must come
  * here too, or a block could be allocated by one allocator and freed by the other. */
@@ -70,6 +76,7 @@ static inline void *try_alloc(std::size_t size, std::size_t alignment) noexcept 
 
 /* A throwing new found no memory: call the new-handler and try again while there is one, then fail. */
 static HAKMEM_NEW_DELETE_COLD void *retry(std::size_t size, std::size_t alignment) {
+    HAKMEM_NEW_DELETE_FAILING();
     for (;;) {
         std::new_handler handler = std::get_new_handler();
         if (handler == nullptr) {
@@ -89,6 +96,7 @@ static HAKMEM_NEW_DELETE_COLD void *retry(std::size_t size, std::size_t alignmen
 /* The same for a nothrow new: a null pointer when there is no new-handler or when it throws std::bad_alloc.
  */
 static HAKMEM_NEW_DELETE_COLD void *retry_nothrow(std::size_t size, std::size_t alignment) noexcept {
+    HAKMEM_NEW_DELETE_FAILING();
     for (;;) {
         std::new_handler handler = std::get_new_handler();
         if (handler == nullptr)
