@@ -49,11 +49,29 @@ hak_large_t *hak_large_header_of(const void *p, unsigned kind) {
 
 /* ---- the set's list: neighbours are checked before anything is written through them ---- */
 
-static bool neighbours_ok(const hak_large_t *h) {
-    const hak_large_t *prev = of_link(h->link.prev), *next = of_link(h->link.next);
-    if ((prev == NULL || hak_large_header_ok(prev)) && (next == NULL || hak_large_header_ok(next)))
+/* Before h is unlinked (set lock held): its links must be those of the list (each neighbour points back at
+ * h, or h is that end of the list), and its neighbours' headers must pass their checks. The check word does
+ * not cover the links (other threads rewrite them), so this is what stops a write into them. */
+/* x could be a live large block's header: at a chunk base, in a chunk of a large mapping (LARGE, or
+ * LARGE_INNER for the header chunk of a far block), so reading it cannot fault. */
+static bool header_address_ok(const hak_large_t *x) {
+    unsigned kind = hak_region_kind(x);
+    return ((uintptr_t)x & (HAK_CHUNK_SIZE - 1)) == 0 &&
+           (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_INNER);
+}
+
+static bool neighbours_ok(const hak_large_set_t *set, const hak_large_t *h) {
+    const hak_list_node_t *n = &h->link;
+    const hak_large_t *prev = of_link(n->prev), *next = of_link(n->next);
+    if ((prev != NULL && !header_address_ok(prev)) || (next != NULL && !header_address_ok(next))) {
+        hak_report_invalid("corrupted large-block list links (a write into this block's header?)", h);
+        return false;
+    }
+    bool linked = (n->prev != NULL ? n->prev->next == n : set->blocks.first == n) &&
+                  (n->next != NULL ? n->next->prev == n : set->blocks.last == n);
+    if (linked && (prev == NULL || hak_large_header_ok(prev)) && (next == NULL || hak_large_header_ok(next)))
         return true;
-    hak_report_invalid("corrupted large-block header next to this block's", h);
+    hak_report_invalid("corrupted large-block list links (a write into this block's header?)", h);
     return false;
 }
 
@@ -66,7 +84,7 @@ static void set_link(hak_large_t *h) {
 /* False (nothing unlinked) if a neighbour's header is corrupted. */
 static bool set_unlink(hak_large_t *h) {
     hak_lock(&h->set->lock);
-    bool ok = neighbours_ok(h);
+    bool ok = neighbours_ok(h->set, h);
     if (ok)
         hak_list_remove(&h->set->blocks, &h->link);
     hak_unlock(&h->set->lock);

@@ -77,11 +77,17 @@ __attribute__((constructor)) static void hak_init_at_load(void) { hak_init(); }
 /* ---- heap objects: slots in chunks the region map marks HEAPS, reused first in, first out ---- */
 
 static uint8_t *slots_next, *slots_end;      /* the unused rest of the newest chunk (registry lock) */
-static hak_heap_t *freed_first, *freed_last; /* freed slots, oldest first, linked through their first word */
+static hak_heap_t *freed_first, *freed_last; /* freed slots, oldest first, linked through their last word */
+static size_t freed_count;
+/* A freed slot is reused only once this many others have been freed after it: a stale handle to a destroyed
+ * heap is then still reported for the next thousand destroys, instead of naming the next heap created (512
+ * KiB of address space at most, mostly untouched). */
+#define HEAP_SLOT_QUARANTINE 1024
 
 static hak_heap_t *heap_object_alloc_locked(void) {
-    hak_heap_t *heap = freed_first;
+    hak_heap_t *heap = freed_count > HEAP_SLOT_QUARANTINE ? freed_first : NULL;
     if (heap != NULL) {
+        freed_count--;
         freed_first = *(hak_heap_t **)(void *)((uint8_t *)heap + HAK_HEAP_SLOT - sizeof(void *));
         if (freed_first == NULL)
             freed_last = NULL;
@@ -110,6 +116,7 @@ static void heap_object_free_locked(hak_heap_t *heap) {
     else
         freed_first = heap;
     freed_last = heap;
+    freed_count++;
 }
 
 void hak_heap_report_bad(const char *what, const hak_heap_t *heap) { hak_report_invalid(what, heap); }
