@@ -3,7 +3,7 @@
  * free list twice, and it was then handed out twice (or the lists got a cycle). Each case must be reported,
  * naming the block, and the block never handed out twice (checked by the allocations that follow, which
  * with HAKMEM_ON_ERROR=warn must also show that the heap still works):
- *   free a, free b, free a;
+ *   free a, free b, free a (a tiny block, and a pool block);
  *   free a, then 200 other blocks of its class (the thread cache holds 64: most go to the span), then a;
  *   a remote free (another thread frees a), then the owner frees a; and the other order;
  *   a block of a thread that has exited (its SuperSlab abandoned) freed twice, then another thread allocates
@@ -36,6 +36,20 @@ static int df_aba(void) {
     SEC_EXPECT(a);
     hak_free(a);
     return allocate_after(300, NULL, 0);
+}
+
+/* The same with pool blocks (20 KiB: no thread cache, the span's local list). */
+static int df_pool(void) {
+    enum { P = 20 * 1024 };
+    void *a = hak_alloc(P), *b = hak_alloc(P);
+    if (a == NULL || b == NULL)
+        sec_bad("setup: hak_alloc(%d) failed", P);
+    hak_free(a);
+    hak_free(b);
+    SEC_EXPECT(a);
+    hak_free(a);
+    sec_churn(sec_alloc, sec_free, P, 50, NULL, 0, "allocations after the double free");
+    return sec_done();
 }
 
 static int df_far(void) {
@@ -115,13 +129,17 @@ static int df_abandoned(void) {
     return sec_done();
 }
 
-/* ---- tests ------------------------------------------------------------------------------------------------
- */
+/* ---- tests ---- */
 
 static void test_double_free_aba(void **state) {
     (void)state;
     SEC_NEEDS_CHECKS();
     sec_attack("df_aba");
+}
+static void test_double_free_pool(void **state) {
+    (void)state;
+    SEC_NEEDS_CHECKS();
+    sec_attack("df_pool");
 }
 static void test_double_free_after_200_frees(void **state) {
     (void)state;
@@ -147,6 +165,7 @@ static void test_double_free_exited_thread(void **state) {
 int main(int argc, char **argv) {
     static const sec_attack_t attacks[] = {
         SEC_ATTACK(df_aba),
+        SEC_ATTACK(df_pool),
         SEC_ATTACK(df_far),
         SEC_ATTACK(df_remote_then_owner),
         SEC_ATTACK(df_owner_then_remote),
@@ -154,6 +173,7 @@ int main(int argc, char **argv) {
     };
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_double_free_aba),
+        cmocka_unit_test(test_double_free_pool),
         cmocka_unit_test(test_double_free_after_200_frees),
         cmocka_unit_test(test_double_free_remote_then_owner),
         cmocka_unit_test(test_double_free_owner_then_remote),

@@ -6,15 +6,15 @@
  *
  * Cases: a tiny block on top of the thread cache (48 B); a pool block (20 KiB, no thread cache: the span's
  * local list); a tiny block in its span's list rather than the thread cache (200 frees of the class, the
- * cache holds 64 blocks of 48 B); an 8-byte overflow from the neighbour into a free tiny and a free pool
- * block. The same attack through the malloc override is in test_override.c. */
+ * cache holds 64 blocks of 48 B); a tiny block on its span's remote list (freed by another thread); an 8-byte
+ * overflow from the neighbour into a free tiny and a free pool block. The same attack through the malloc
+ * override is in test_override.c. */
 #include "sec.h"
 
 static void *sec_alloc(size_t n) { return hak_alloc(n); }
 static void sec_free(void *p) { hak_free(p); }
 
-/* ---- 1. a use-after-free write hands out any address ----------------------------------------------------
- */
+/* ---- 1. a use-after-free write hands out any address ---- */
 
 /* The attack proper: victim (a freed block of `size` bytes, on top of the list the next allocation of its
  * class pops) gets the attacker's address in its first word; then `tries` allocations of the class, none of
@@ -72,8 +72,29 @@ static int uaf_span(void) {
     return write_after_free_then_allocate(v[N - 1], 48, 600);
 }
 
-/* ---- 4. an 8-byte overflow into a free neighbour ---------------------------------------------------------
- */
+/* A tiny block freed by another thread: it sits on its span's remote list until the owner collects it. */
+static void *free_in_thread(void *p) {
+    hak_free(p);
+    return NULL;
+}
+
+static int uaf_remote(void) {
+    enum { N = 100 };
+    static unsigned char *keep[N]; /* the span stays the owner's current one */
+    for (int i = 0; i < N; i++)
+        if ((keep[i] = hak_alloc(48)) == NULL)
+            sec_bad("setup: hak_alloc(48) failed");
+    unsigned char *p = hak_alloc(48);
+    if (p == NULL)
+        sec_bad("setup: hak_alloc(48) failed");
+    sec_in_thread(free_in_thread, p);
+    int rc = write_after_free_then_allocate(p, 48, 3000);
+    for (int i = 0; i < N; i++)
+        hak_free(keep[i]);
+    return rc;
+}
+
+/* ---- 4. an 8-byte overflow into a free neighbour ---- */
 
 /* Two adjacent blocks a, b of `size` bytes; b is freed, then a is overflowed by 8 bytes (its usable size and
  * on: b's first word) with the attacker's address; then two allocations of the class. */
@@ -115,8 +136,7 @@ static int overflow_into_free_neighbour(size_t size) {
 static int overflow_tiny(void) { return overflow_into_free_neighbour(48); }
 static int overflow_pool(void) { return overflow_into_free_neighbour(20 * 1024); }
 
-/* ---- tests ------------------------------------------------------------------------------------------------
- */
+/* ---- tests ---- */
 
 static void test_uaf_tiny(void **state) {
     (void)state;
@@ -133,6 +153,11 @@ static void test_uaf_span(void **state) {
     SEC_NEEDS_CHECKS();
     sec_attack("uaf_span");
 }
+static void test_uaf_remote(void **state) {
+    (void)state;
+    SEC_NEEDS_CHECKS();
+    sec_attack("uaf_remote");
+}
 static void test_overflow_tiny(void **state) {
     (void)state;
     SEC_NEEDS_CHECKS();
@@ -146,13 +171,13 @@ static void test_overflow_pool(void **state) {
 
 int main(int argc, char **argv) {
     static const sec_attack_t attacks[] = {
-        SEC_ATTACK(uaf_tiny),      SEC_ATTACK(uaf_pool),      SEC_ATTACK(uaf_span),
-        SEC_ATTACK(overflow_tiny), SEC_ATTACK(overflow_pool),
+        SEC_ATTACK(uaf_tiny),   SEC_ATTACK(uaf_pool),      SEC_ATTACK(uaf_span),
+        SEC_ATTACK(uaf_remote), SEC_ATTACK(overflow_tiny), SEC_ATTACK(overflow_pool),
     };
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uaf_tiny),      cmocka_unit_test(test_uaf_pool),
-        cmocka_unit_test(test_uaf_span),      cmocka_unit_test(test_overflow_tiny),
-        cmocka_unit_test(test_overflow_pool),
+        cmocka_unit_test(test_uaf_span),      cmocka_unit_test(test_uaf_remote),
+        cmocka_unit_test(test_overflow_tiny), cmocka_unit_test(test_overflow_pool),
     };
     return SEC_MAIN(attacks, tests);
 }

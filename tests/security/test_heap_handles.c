@@ -134,6 +134,36 @@ static int heap_bogus_block(void) {
     return sec_done();
 }
 
+/* ---- known gap: a destroyed heap's handle once its slot is reused ---- */
+
+/* Heap objects live in slots that are reused first in, first out; with one freed slot, the next
+ * hak_heap_create takes it at once, so the destroyed heap's handle is the new heap's and passes every check:
+ * hak_heap_alloc and hak_heap_destroy through the stale handle act on the new heap, unreported. Registered
+ * DISABLED (security_known_bugs_heap_handles): see the report. */
+static int heap_stale_reused(void) {
+    hak_heap_t *h = destroyed_heap();
+    hak_heap_t *n = hak_heap_create(NULL);
+    void *np = n ? hak_heap_alloc(n, 64) : NULL;
+    if (np == NULL)
+        sec_bad("setup: a new heap does not work");
+    SEC_EXPECT(h);
+    void *p = hak_heap_alloc(h, 100);
+    if (p != NULL)
+        sec_bad("hak_heap_alloc through the destroyed heap's handle %p returned %p (the new heap %p %s)",
+                (void *)h, p, (void *)n, n == h ? "took its slot" : "is another one");
+    hak_heap_destroy(h);
+    if (hak_heap_of(np) != n)
+        sec_bad("hak_heap_destroy through the destroyed heap's handle %p destroyed the new heap %p",
+                (void *)h, (void *)n);
+    hak_heap_destroy(n);
+    return sec_done();
+}
+
+static void test_heap_stale_handle_after_reuse(void **state) {
+    (void)state;
+    sec_attack("heap_stale_reused");
+}
+
 static void test_heap_destroy_twice(void **state) {
     (void)state;
     sec_attack("heap_destroy_twice");
@@ -167,7 +197,7 @@ int main(int argc, char **argv) {
     static const sec_attack_t attacks[] = {
         SEC_ATTACK(heap_destroy_twice), SEC_ATTACK(heap_alloc_destroyed), SEC_ATTACK(heap_stats_destroyed),
         SEC_ATTACK(heap_bogus_local),   SEC_ATTACK(heap_bogus_global),    SEC_ATTACK(heap_bogus_wild),
-        SEC_ATTACK(heap_bogus_block),
+        SEC_ATTACK(heap_bogus_block),   SEC_ATTACK(heap_stale_reused),
     };
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heap_destroy_twice),      cmocka_unit_test(test_heap_alloc_from_destroyed),
@@ -175,5 +205,6 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_heap_bogus_global),       cmocka_unit_test(test_heap_bogus_wild),
         cmocka_unit_test(test_heap_bogus_block),
     };
-    return SEC_MAIN(attacks, tests);
+    const struct CMUnitTest known[] = {cmocka_unit_test(test_heap_stale_handle_after_reuse)};
+    return SEC_MAIN_KNOWN(attacks, tests, known);
 }

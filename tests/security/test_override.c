@@ -108,6 +108,30 @@ static int ov_free_wild(void) {
     return carry_on();
 }
 
+/* realloc and malloc_usable_size decide the same way as free. */
+static int ov_realloc_stack(void) {
+    require_override();
+    uint64_t buf[8] __attribute__((aligned(16)));
+    memset(buf, 0, sizeof buf);
+    SEC_EXPECT(&buf[2]);
+    errno = 0;
+    void *q = v_realloc(&buf[2], 100);
+    if (q != NULL)
+        sec_bad("realloc of a stack address returned %p", q);
+    if (errno != EINVAL)
+        sec_bad("realloc of a stack address: errno %d, expected EINVAL", errno);
+    return carry_on();
+}
+
+static int ov_usable_size_global(void) {
+    require_override();
+    SEC_EXPECT(&global_buf[4]);
+    size_t n = malloc_usable_size(&global_buf[4]);
+    if (n != 0)
+        sec_bad("malloc_usable_size of a global returned %zu", n);
+    return carry_on();
+}
+
 /* ---- 6. pointers into large blocks, past their first chunk ---- */
 
 static unsigned char *patterned_large(uint64_t tag) {
@@ -240,8 +264,7 @@ static int ov_no_false_alarm(void) {
     return sec_done();
 }
 
-/* ---- tests ------------------------------------------------------------------------------------------------
- */
+/* ---- tests ---- */
 
 static void test_override_uaf_tiny(void **state) {
     (void)state;
@@ -259,6 +282,14 @@ static void test_override_free_global(void **state) {
 static void test_override_free_wild(void **state) {
     (void)state;
     sec_attack("ov_free_wild");
+}
+static void test_override_realloc_stack(void **state) {
+    (void)state;
+    sec_attack("ov_realloc_stack");
+}
+static void test_override_usable_size_global(void **state) {
+    (void)state;
+    sec_attack("ov_usable_size_global");
 }
 static void test_override_free_large_second_chunk(void **state) {
     (void)state;
@@ -291,15 +322,18 @@ int main(int argc, char **argv) {
     sec_child_env[0] = preload;
 #endif
     static const sec_attack_t attacks[] = {
-        SEC_ATTACK(ov_uaf_tiny),         SEC_ATTACK(ov_free_stack),       SEC_ATTACK(ov_free_global),
-        SEC_ATTACK(ov_free_wild),        SEC_ATTACK(ov_free_large_inner), SEC_ATTACK(ov_free_large_freed),
-        SEC_ATTACK(ov_fake_glibc_chunk), SEC_ATTACK(ov_glibc_blocks),     SEC_ATTACK(ov_no_false_alarm),
+        SEC_ATTACK(ov_uaf_tiny),         SEC_ATTACK(ov_free_stack),         SEC_ATTACK(ov_free_global),
+        SEC_ATTACK(ov_free_wild),        SEC_ATTACK(ov_free_large_inner),   SEC_ATTACK(ov_free_large_freed),
+        SEC_ATTACK(ov_fake_glibc_chunk), SEC_ATTACK(ov_glibc_blocks),       SEC_ATTACK(ov_no_false_alarm),
+        SEC_ATTACK(ov_realloc_stack),    SEC_ATTACK(ov_usable_size_global),
     };
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_override_uaf_tiny),
         cmocka_unit_test(test_override_free_stack),
         cmocka_unit_test(test_override_free_global),
         cmocka_unit_test(test_override_free_wild),
+        cmocka_unit_test(test_override_realloc_stack),
+        cmocka_unit_test(test_override_usable_size_global),
         cmocka_unit_test(test_override_free_large_second_chunk),
         cmocka_unit_test(test_override_free_into_freed_large),
         cmocka_unit_test(test_override_fake_glibc_chunk_in_large),
