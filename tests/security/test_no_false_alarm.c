@@ -8,6 +8,8 @@
  * exit 0. Bursts of one class carve fresh blocks, whose stale links point to their neighbours. */
 #include "sec.h"
 
+#include <stdatomic.h>
+
 enum { P_NOTHING, P_FIRST_BYTE, P_WORD2_SMALL, P_WORD2_NEIGHBOUR, P_WORD2_ZERO, P_ZEROS, P_ONES, P_COUNT };
 static const char *const pattern_names[P_COUNT] = {
     "nothing",   "first byte", "second word: small integer", "second word: neighbour", "second word: zero",
@@ -211,6 +213,64 @@ static int nfa_cross(void) {
     return sec_done();
 }
 
+/* ---- known bug: live large blocks lose their region-map entries while other threads move theirs ---- */
+
+/* Movers grow and shrink large blocks (realloc moves them with mremap); checkers allocate large blocks and
+ * ask for their usable size at once. With the BigCache off every large allocation maps fresh address space,
+ * which the kernel may place where a mover's block has just moved from. A live block then reads as "not a
+ * live hakmem block" (usable size, realloc, free all report it): the chunks of the range a block moved away
+ * from are unmarked after mremap has released the range (bigcache/chunks.h, hak_chunks_move), when another
+ * thread may already have mapped and marked it. Runs up to 30 s; the failure showed in 4 of 6 runs on two
+ * cores. Registered DISABLED (security_known_bugs_no_false_alarm): see the report. */
+static atomic_int race_stop;
+
+static void *race_mover(void *arg) {
+    (void)arg;
+    while (!atomic_load(&race_stop)) {
+        void *p = hak_alloc((size_t)1 << 20);
+        for (int k = 0; k < 8 && p != NULL; k++)
+            p = hak_realloc(p, (k & 1) ? (size_t)1 << 20 : (size_t)5 << 20);
+        hak_free(p);
+    }
+    return NULL;
+}
+
+static void *race_checker(void *arg) {
+    (void)arg;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load(&race_stop)) {
+        void *p = hak_alloc((size_t)1 << 20);
+        if (p == NULL || hak_usable_size(p) < ((size_t)1 << 20))
+            sec_bad("a live large block %p: usable size %zu", p, p ? hak_usable_size(p) : 0);
+        hak_free(p);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec >= 30)
+            atomic_store(&race_stop, 1);
+    }
+    return NULL;
+}
+
+static int nfa_large_moves(void) {
+    pthread_t m[2], c[3];
+    for (int i = 0; i < 3; i++)
+        if ((i < 2 && pthread_create(&m[i], NULL, race_mover, NULL) != 0) ||
+            pthread_create(&c[i], NULL, race_checker, NULL) != 0)
+            sec_bad("pthread_create failed");
+    for (int i = 0; i < 3; i++)
+        pthread_join(c[i], NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(m[i], NULL);
+    return sec_done();
+}
+
+static void test_no_false_alarm_large_moves(void **state) {
+    (void)state;
+    const char *env[] = {"HAKMEM_BIGCACHE_MAX=0", NULL};
+    sec_timeout_s = 120;
+    sec_expect_clean("nfa_large_moves", env);
+}
+
 static void test_no_false_alarm_one_thread(void **state) {
     (void)state;
     sec_expect_clean("nfa_single", NULL);
@@ -221,10 +281,12 @@ static void test_no_false_alarm_cross_thread(void **state) {
 }
 
 int main(int argc, char **argv) {
-    static const sec_attack_t attacks[] = {SEC_ATTACK(nfa_single), SEC_ATTACK(nfa_cross)};
+    static const sec_attack_t attacks[] = {SEC_ATTACK(nfa_single), SEC_ATTACK(nfa_cross),
+                                           SEC_ATTACK(nfa_large_moves)};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_false_alarm_one_thread),
         cmocka_unit_test(test_no_false_alarm_cross_thread),
     };
-    return SEC_MAIN(attacks, tests);
+    const struct CMUnitTest known[] = {cmocka_unit_test(test_no_false_alarm_large_moves)};
+    return SEC_MAIN_KNOWN(attacks, tests, known);
 }
