@@ -3,10 +3,12 @@
  * sits at the start of the mapping. Before the hardening:
  *   an 8-byte underflow (a write at p - 8) rewrote a list link of the header, and hak_free(p) then wrote
  *   through it (to the attacker's address: a global here);
- *   junk over the header (p - 64 .. p) made hak_free crash inside hakmem, and size fields made larger made it
- *   release address space that neighbouring live blocks use (the next large allocations overlapped them);
- *   writes into a freed block's first bytes, or over the cached entry, went unnoticed, or crashed the next
- *   large allocation.
+ *   size fields of the header (in p - 64 .. p) made larger made hak_free release address space that
+ *   neighbouring live blocks use (the next large allocations overlapped them); junk over the whole header
+ *   was rejected by the old range check (reported as a foreign pointer), and stays a test of the new one;
+ *   writes over a freed block's cached entry crashed the next large allocation (in the old layout the entry
+ *   lay below the block, so writes into the block's first bytes went unnoticed and did no harm; in the new
+ *   one those bytes hold the entry's check word).
  * Each must be reported, naming the header (p - 64) or the block, without writing through the header or
  * touching other mappings; with HAKMEM_ON_ERROR=warn the corrupted block is left alone (its mapping and
  * contents intact), the neighbouring mappings stay mapped and intact, and later large allocations work and
