@@ -8,6 +8,8 @@
  *                    ht_all_equal
  *   probes           ht_statm, ht_rss_bytes, ht_status_kib, ht_maps_count, ht_sleep_ms, ht_cmp_uptr,
  *                    ht_align_up
+ *   captured runs    ht_env_merge, ht_capture (a child program with its stdout and stderr captured and a
+ *                    timeout), ht_mentions_pointer, ht_count_lines, ht_status_text
  * cmocka part (cmocka.h, hakmem.h and hakmem's internal headers):
  *   failures         HT_ASSERT_PATTERN, HT_EXPECT_FAIL (NULL + errno), HT_THREAD_FAIL (from a worker thread)
  *   statistics       ht_stats, ht_get_stats, ht_try_stats, ht_class_index, ht_bigcache
@@ -28,19 +30,27 @@
  *
  * A test includes only this header. A program that is neither a cmocka test nor built with hakmem's
  * internals (tests/stress/stress.c, also built against plain malloc) defines HT_STANDALONE first and gets
- * the standalone part only.
+ * the standalone part only; so do the cmocka tests of tests/security/, which include cmocka themselves and
+ * use hakmem's public API only, so that the same sources also build against an older tree.
  */
 #ifndef HAKMEM_TEST_H
 #define HAKMEM_TEST_H
 
+#include <ctype.h>
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 /* ==== standalone part: the C library only =============================================================== */
 
@@ -248,6 +258,187 @@ static inline int ht_cmp_uptr(const void *a, const void *b) {
 
 static inline size_t ht_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
+/* ---- child processes with captured output (the C library only) ----------------------------------------
+ * ht_env_merge: the current environment with `env` applied: "K=V" sets (overriding) K, a bare "K" removes it.
+ * ht_capture: runs a program with such an environment, its stdout and stderr captured (cut at the buffers'
+ * size), killed after timeout_s seconds. ht_mentions_pointer, ht_count_lines: what the output says.
+ * ht_status_text: a wait status in words, for messages. The cmocka part builds ht_run_child on these. */
+
+/* A calloc'd array (free it, not its strings), NULL when out of memory. */
+static inline char **ht_env_merge(const char *const *env) {
+    size_t n = 0, extra = 0;
+    while (environ[n])
+        n++;
+    while (env && env[extra])
+        extra++;
+    char **envp = (char **)calloc(n + extra + 1, sizeof *envp);
+    if (envp == NULL)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int overridden = 0;
+        for (size_t j = 0; j < extra && !overridden; j++) {
+            const char *eq = strchr(env[j], '=');
+            size_t key = eq ? (size_t)(eq - env[j]) : strlen(env[j]);
+            overridden = strncmp(environ[i], env[j], key) == 0 && environ[i][key] == '=';
+        }
+        if (!overridden)
+            envp[k++] = environ[i];
+    }
+    for (size_t j = 0; j < extra; j++)
+        if (strchr(env[j], '=') != NULL)
+            envp[k++] = (char *)env[j];
+    envp[k] = NULL;
+    return envp;
+}
+
+typedef struct {
+    int started;   /* 0: fork or pipe failed (nothing else is valid) */
+    int timed_out; /* killed (SIGKILL) after the timeout */
+    int status;    /* wait status */
+    size_t out_len, err_len;
+    char out[16384]; /* stdout, NUL-terminated */
+    char err[32768]; /* stderr, NUL-terminated */
+} ht_capture_t;
+
+static inline void ht_capture_append(char *buf, size_t cap, size_t *len, const char *src, size_t n) {
+    if (*len + n >= cap)
+        n = cap - 1 - *len;
+    memcpy(buf + *len, src, n);
+    *len += n;
+    buf[*len] = '\0';
+}
+
+/* Runs `path` with argv (NULL-terminated) and the environment ht_env_merge(env) makes; fills *r. */
+static inline void ht_capture(const char *path, char *const argv[], const char *const *env, int timeout_s,
+                              ht_capture_t *r) {
+    memset(r, 0, sizeof *r);
+    int po[2], pe[2];
+    char **envp = ht_env_merge(env);
+    if (envp == NULL)
+        return;
+    if (pipe(po) != 0) {
+        free(envp);
+        return;
+    }
+    if (pipe(pe) != 0) {
+        close(po[0]);
+        close(po[1]);
+        free(envp);
+        return;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(po[0]);
+        close(po[1]);
+        close(pe[0]);
+        close(pe[1]);
+        free(envp);
+        return;
+    }
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]);
+        close(pe[0]);
+        close(po[1]);
+        close(pe[1]);
+        execve(path, argv, envp);
+        _exit(127);
+    }
+    r->started = 1;
+    free(envp);
+    close(po[1]);
+    close(pe[1]);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long limit_ms = (long)timeout_s * 1000;
+    struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    int open_fds = 2, reaped = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long elapsed = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        if (elapsed >= limit_ms) {
+            kill(pid, SIGKILL);
+            r->timed_out = 1;
+            break;
+        }
+        if (open_fds == 0) { /* both pipes closed: wait for the exit (a child may close them early) */
+            pid_t w = waitpid(pid, &r->status, WNOHANG);
+            if (w == pid) {
+                reaped = 1;
+                break;
+            }
+            ht_sleep_ms(5);
+            continue;
+        }
+        int rc = poll(fds, 2, (int)(limit_ms - elapsed < 100 ? limit_ms - elapsed : 100));
+        if (rc < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < 2 && rc > 0; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            char buf[4096];
+            ssize_t got = read(fds[i].fd, buf, sizeof buf);
+            if (got <= 0) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+            } else if (i == 0) {
+                ht_capture_append(r->out, sizeof r->out, &r->out_len, buf, (size_t)got);
+            } else {
+                ht_capture_append(r->err, sizeof r->err, &r->err_len, buf, (size_t)got);
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (fds[i].fd >= 0)
+            close(fds[i].fd);
+    if (!reaped)
+        while (waitpid(pid, &r->status, 0) < 0 && errno == EINTR) {
+        }
+}
+
+/* Does text contain a hexadecimal number "0x..." equal to value (any case, any zero padding)? */
+static inline int ht_mentions_pointer(const char *text, uintptr_t value) {
+    for (const char *s = text; s[0] && s[1]; s++) {
+        if (s[0] != '0' || (s[1] != 'x' && s[1] != 'X') || (s > text && isxdigit((unsigned char)s[-1])))
+            continue;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s + 2, &end, 16);
+        if (end != s + 2 && errno == 0 && (uintptr_t)v == value)
+            return 1;
+    }
+    return 0;
+}
+
+/* Lines in text (a last line without its newline counts). */
+static inline size_t ht_count_lines(const char *text) {
+    size_t n = 0;
+    for (const char *s = text; *s; s++)
+        if (*s == '\n' || s[1] == '\0')
+            n++;
+    return n;
+}
+
+/* "exit 3", "signal 6 (SIGABRT)", "timed out": a capture's outcome, in buf. */
+static inline const char *ht_status_text(const ht_capture_t *r, char *buf, size_t cap) {
+    if (!r->started)
+        snprintf(buf, cap, "not started");
+    else if (r->timed_out)
+        snprintf(buf, cap, "timed out (killed)");
+    else if (WIFEXITED(r->status))
+        snprintf(buf, cap, "exit %d", WEXITSTATUS(r->status));
+    else if (WIFSIGNALED(r->status))
+        snprintf(buf, cap, "signal %d (%s)", WTERMSIG(r->status), strsignal(WTERMSIG(r->status)));
+    else
+        snprintf(buf, cap, "wait status %#x", (unsigned)r->status);
+    return buf;
+}
+
 #ifndef HT_STANDALONE
 /* ==== cmocka tests: cmocka, hakmem's public and internal headers ======================================== */
 
@@ -259,8 +450,6 @@ static inline size_t ht_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a 
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
-#include <sys/types.h>
-#include <sys/wait.h>
 
 #include <hakmem/hakmem.h>
 
@@ -271,8 +460,6 @@ static inline size_t ht_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a 
 #include "common/region_map.h"
 #include "superslab/superslab.h"
 #include "tiny/size_class.h"
-
-extern char **environ;
 
 /* ---- failures ------------------------------------------------------------------------------------------ */
 #define HT_ASSERT_PATTERN(p, from, to, tag, ...)                                                             \
@@ -585,27 +772,8 @@ static inline size_t ht_check_mark(const unsigned char *p, size_t *n_out, uint64
  * overriding) the current environment. The child inherits stdout/stderr. Returns the wait status; kills the
  * child after timeout_s seconds. */
 static inline int ht_run_child(const char *name, const char *const *env, int timeout_s) {
-    size_t n = 0, extra = 0;
-    while (environ[n])
-        n++;
-    while (env && env[extra])
-        extra++;
-    char **envp = calloc(n + extra + 1, sizeof *envp);
+    char **envp = ht_env_merge(env);
     assert_non_null(envp);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        int overridden = 0;
-        for (size_t j = 0; j < extra; j++) {
-            size_t key = (size_t)(strchr(env[j], '=') - env[j]);
-            if (strncmp(environ[i], env[j], key + 1) == 0)
-                overridden = 1;
-        }
-        if (!overridden)
-            envp[k++] = environ[i];
-    }
-    for (size_t j = 0; j < extra; j++)
-        envp[k++] = (char *)env[j];
-    envp[k] = NULL;
     char *argv[] = {"/proc/self/exe", "--child", (char *)name, NULL};
     fflush(stdout);
     fflush(stderr);
