@@ -14,8 +14,8 @@
  * Parent side: sec_expect_abort (default mode: report, SIGABRT, no BAD), sec_expect_warn
  * (HAKMEM_ON_ERROR=warn: report, DONE, exit 0, no BAD), sec_expect_clean (no report, DONE, exit 0) and
  * sec_attack (both of the first two). Tests of what HAKMEM_CHECKS=OFF compiles out start with
- * SEC_NEEDS_CHECKS(), a cmocka skip in such builds. Attacks the code does not catch yet go in a separate list
- * of tests run by `exe --known-bugs` (SEC_MAIN_KNOWN), registered DISABLED in CMakeLists.txt. */
+ * SEC_NEEDS_CHECKS(), a cmocka skip in such builds. Attacks this suite found uncaught go in a separate list
+ * of tests run by `exe --known-bugs` (SEC_MAIN_KNOWN), registered as security_found_* in CMakeLists.txt. */
 #ifndef HAKMEM_SECURITY_SEC_H
 #define HAKMEM_SECURITY_SEC_H
 
@@ -341,7 +341,7 @@ static inline void sec_attack(const char *name) {
 }
 
 /* main(): `exe --child NAME` runs the attack NAME; `exe --known-bugs` runs the tests of `known` (attacks the
- * code does not catch yet: registered in CMake but DISABLED, so that they are listed and not run by default);
+ * the suite found uncaught, fixed since, registered as security_found_* in CMake);
  * anything else runs the cmocka tests. */
 static inline int sec_main(int argc, char **argv, const sec_attack_t *attacks, size_t n_attacks,
                            const struct CMUnitTest *tests, size_t n_tests, const struct CMUnitTest *known,

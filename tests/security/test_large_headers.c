@@ -173,13 +173,14 @@ static int large_freed_write(void) { return large_write_after_free(0, 16); }
 /* The 64 bytes below it too (a stale pointer's underflow): the whole entry, in the old and the new layout. */
 static int large_freed_write_entry(void) { return large_write_after_free(-(ptrdiff_t)LHDR, 16); }
 
-/* ---- known bug: a write into the header's list links, past the check word ---- */
+/* ---- found here, fixed since: a write into the header's list links, past the check word ---- */
 
 /* The check word covers the header's fields but not its list links (other threads rewrite those under the
  * heap's lock), and sits next to the block so that a linear underflow hits it first. An indexed write that
  * skips it (8 bytes at p - 16 or p - 24: the links next and prev of the new layout) with an unmapped address
- * makes hak_free(p) follow the link to check the neighbour's header: it crashes (SIGSEGV) inside hakmem
- * instead of reporting. Registered DISABLED (security_known_bugs_large_headers): see the report. */
+ * made hak_free(p) follow the link to check the neighbour's header: it crashed (SIGSEGV) inside hakmem
+ * instead of reporting (found by this suite; fixed: unlinking checks the links' targets first; ctest
+ * security_found_large_headers). */
 static int large_link_write(size_t below) {
     unsigned char *older = hak_alloc(LSZ), *p = hak_alloc(LSZ), *newer = hak_alloc(LSZ);
     if (older == NULL || p == NULL || newer == NULL)
