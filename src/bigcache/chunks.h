@@ -48,16 +48,19 @@ static inline bool hak_chunks_resize(uint8_t *base, size_t old_size, size_t new_
 
 /* Moves [src, src + old_size) onto dst (a range of new_size bytes this tier holds, already marked) without
  * copying; the source range is gone afterwards. NULL if the kernel refused: it has unmapped dst already (it
- * clears the target first), which is unmarked here. */
+ * clears the target first), and src is still there. Both ranges are unmarked before the call: once the kernel
+ * has let go of src (moved) or of dst (refused), another thread may map it at once and mark it as its own,
+ * and unmarking it then would take that thread's chunks away from it. */
 static inline void *hak_chunks_move(uint8_t *src, size_t old_size, uint8_t *dst, size_t new_size) {
-    void *q = hak_os_move(src, old_size, dst, new_size);
-    if (q == NULL) {
-        hak_region_set_range(dst, new_size, HAK_REGION_NONE);
-        hak_track_forget(dst, new_size);
-        return NULL;
-    }
     hak_region_set_range(src, old_size, HAK_REGION_NONE);
     hak_track_forget(src, old_size);
+    hak_region_set_range(dst, new_size, HAK_REGION_NONE);
+    hak_track_forget(dst, new_size);
+    void *q = hak_os_move(src, old_size, dst, new_size);
+    if (q == NULL) {
+        hak_region_set_range(src, old_size, HAK_REGION_LARGE_INNER);
+        return NULL;
+    }
     hak_region_set_range(dst, new_size, HAK_REGION_LARGE_INNER);
     return q;
 }
