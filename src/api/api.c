@@ -7,6 +7,7 @@
 #include "bigcache/bigcache.h"
 #include "bigcache/large.h"
 #include "common/error.h"
+#include "common/track.h"
 #include "heap/heap.h"
 #include "os/os.h"
 #include "superslab/superslab.h"
@@ -34,8 +35,8 @@ static inline void *heap_alloc(hak_heap_t *heap, size_t size) {
 
 void *hak_alloc(size_t size) {
     if (hak_likely(size <= HAK_SLAB_MAX_SIZE))
-        return hak_tiny_alloc(hak_tls_theap, size);
-    return alloc_large(&hak_heap_main, size, 0, false);
+        return hak_track_alloc(hak_tiny_alloc(hak_tls_theap, size), size, false);
+    return hak_track_alloc(alloc_large(&hak_heap_main, size, 0, false), size, false);
 }
 
 /* The heap a hak_heap_* call works on: NULL is the default heap; a destroyed or bogus handle is reported (the
@@ -52,7 +53,7 @@ static inline hak_heap_t *heap_arg(hak_heap_t *heap, const char *what) {
 
 void *hak_heap_alloc(hak_heap_t *heap, size_t size) {
     heap = heap_arg(heap, "hak_heap_alloc from a destroyed or invalid heap");
-    return heap != NULL ? heap_alloc(heap, size) : NULL;
+    return heap != NULL ? hak_track_alloc(heap_alloc(heap, size), size, false) : NULL;
 }
 
 /* What a pointer outside the SuperSlabs is: a large block, or something hakmem reports (never frees). */
@@ -84,8 +85,23 @@ static hak_cold void free_not_slab(void *p, unsigned kind) {
     }
 }
 
+#if HAK_TRACK
+static size_t usable_size_quiet(const void *p, unsigned kind);
+
+/* Memory tracking (common/track.h): p, in hakmem's memory, is about to be freed (a large block's mapping is
+ * marked by bigcache/large.c). Memory that is not hakmem's is none of the tracker's business here. */
+static void track_free(void *p, unsigned kind) {
+    if (kind == HAK_REGION_NONE)
+        return;
+    hak_track_free(p, HAK_TRACK_ASAN && kind == HAK_REGION_SUPERSLAB ? usable_size_quiet(p, kind) : 0);
+}
+#else
+#define track_free(p, kind) ((void)0)
+#endif
+
 void hak_free(void *p) {
     unsigned kind = hak_region_kind(p);
+    track_free(p, kind);
     if (hak_likely(kind == HAK_REGION_SUPERSLAB)) {
         hak_tiny_free(hak_ss_of(p), p);
         return;
@@ -111,6 +127,8 @@ size_t hak_usable_size(const void *p) {
     if (n == 0)
         hak_report_invalid(
             "usable size of a pointer that is not a live hakmem block (freed, interior or foreign)", p);
+    if (n != 0) /* with tracking: the caller may use all n bytes from now on, the block grows to them */
+        (void)hak_track_resize((void *)p, hak_track_size(p, n), n);
     return n;
 }
 
@@ -130,8 +148,8 @@ static void *calloc_in(hak_heap_t *heap, size_t count, size_t size) {
         return NULL;
     }
     if (total > HAK_SLAB_MAX_SIZE)
-        return alloc_large(heap, total, 0, true);
-    void *p = heap_alloc(heap, total);
+        return hak_track_alloc(alloc_large(heap, total, 0, true), total, true);
+    void *p = hak_track_alloc(heap_alloc(heap, total), total, false);
     if (p != NULL)
         memset(p, 0, total);
     return p;
@@ -180,16 +198,20 @@ static void *aligned_in(hak_heap_t *heap, size_t align, size_t size) {
     return alloc_large(heap, size, align, false);
 }
 
-void *hak_aligned_alloc(size_t alignment, size_t size) { return aligned_in(&hak_heap_main, alignment, size); }
+/* (A zero-byte aligned block is tracked as the one byte aligned_in makes it.) */
+void *hak_aligned_alloc(size_t alignment, size_t size) {
+    return hak_track_alloc(aligned_in(&hak_heap_main, alignment, size), size + (size == 0), false);
+}
 void *hak_heap_aligned_alloc(hak_heap_t *heap, size_t alignment, size_t size) {
     heap = heap_arg(heap, "hak_heap_aligned_alloc from a destroyed or invalid heap");
-    return heap != NULL ? aligned_in(heap, alignment, size) : NULL;
+    return heap != NULL ? hak_track_alloc(aligned_in(heap, alignment, size), size + (size == 0), false)
+                        : NULL;
 }
 
 /* Realloc keeps the block's heap; a size that still fits (and is not far below) keeps the block itself. */
 static void *realloc_in(hak_heap_t *heap, void *p, size_t size) {
     if (p == NULL)
-        return heap_alloc(heap, size);
+        return hak_track_alloc(heap_alloc(heap, size), size, false);
     if (size > (size_t)PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;
@@ -202,8 +224,9 @@ static void *realloc_in(hak_heap_t *heap, void *p, size_t size) {
         errno = EINVAL;
         return NULL;
     }
+    size_t old = hak_track_size(p, usable); /* the bytes to keep: with tracking, the requested size */
     if (size <= usable && (size >= usable / 2 || usable <= 2 * HAK_MIN_ALIGN))
-        return p;
+        return hak_track_resize(p, old, size);
     if (kind == HAK_REGION_SUPERSLAB) {
         heap = hak_heap_of_arena(__atomic_load_n(&hak_ss_of(p)->arena, __ATOMIC_RELAXED));
     } else {
@@ -215,10 +238,10 @@ static void *realloc_in(hak_heap_t *heap, void *p, size_t size) {
                 return q;
         }
     }
-    void *q = heap_alloc(heap, size);
+    void *q = hak_track_alloc(heap_alloc(heap, size), size, false);
     if (q == NULL)
         return NULL;
-    memcpy(q, p, size < usable ? size : usable);
+    memcpy(q, p, size < old ? size : old);
     hak_free(p);
     return q;
 }

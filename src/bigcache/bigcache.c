@@ -10,6 +10,7 @@
 #include "common/options.h"
 #include "common/region_map.h"
 #include "common/secret.h"
+#include "common/track.h"
 #include "os/os.h"
 
 /* The entry lives in the first bytes of the cached mapping itself; the region map marks its chunk CACHED (and
@@ -127,6 +128,7 @@ static bool unlink_entry(entry_t *e) {
  * grow. */
 static bool link_entry(void *base, size_t size, size_t dirty, uint64_t since) {
     entry_t *e = base;
+    hak_track_open(e, sizeof *e); /* its bytes 64..71 were the freed block's first word: no-access */
     e->size = size;
     e->dirty = dirty < HAK_OS_PAGE ? HAK_OS_PAGE : dirty; /* the entry itself dirties the first page */
     e->since_ms = since;

@@ -8,6 +8,7 @@
 #include "bigcache/chunks.h"
 #include "common/error.h"
 #include "common/secret.h"
+#include "common/track.h"
 #include "os/os.h"
 
 #define LARGE_MIN_OFFSET 64 /* header size: blocks start one cache line into the mapping */
@@ -115,6 +116,19 @@ static bool is_far(const hak_large_t *h) {
     return (size_t)(h->block - hak_large_map_base(h)) >= HAK_CHUNK_SIZE;
 }
 
+#if HAK_TRACK
+/* Memory tracking (common/track.h): of a large mapping, only the header and the block's `size` requested
+ * bytes may be touched (the block itself is the API's to mark); the gap below an aligned block and everything
+ * past the request, to the mapping's end, are no-access. */
+static void track_layout(const hak_large_t *h, size_t size) {
+    uint8_t *base = hak_large_map_base(h);
+    hak_track_noaccess(base + sizeof *h, (size_t)(h->block - base) - sizeof *h);
+    hak_track_noaccess(h->block + size, (size_t)(base + h->map_size - h->block) - size);
+}
+#else
+#define track_layout(h, size) ((void)0)
+#endif
+
 void hak_large_set_init(hak_large_set_t *set, hak_quota_t *quota) {
     set->quota = quota;
     hak_lock_init(&set->lock);
@@ -148,6 +162,8 @@ static void release_mapping(hak_large_t *h) {
     hak_bigcache_live_sub(resident);
     h->block = NULL;
     h->check = 0; /* a stale pointer to it finds no valid header */
+    /* Freed, or its heap destroyed: nothing past the header may be touched (the BigCache opens its entry). */
+    hak_track_noaccess(base + sizeof *h, size - sizeof *h);
     if (!hak_bigcache_put(base, size, resident))
         hak_chunks_unmap(base, size);
 }
@@ -179,8 +195,10 @@ void *hak_large_alloc(hak_large_set_t *set, size_t size, size_t align, bool zero
     uint8_t *base =
         align < HAK_CHUNK_SIZE ? hak_bigcache_take(map_size, need, &dirty) : NULL; /* far: fresh */
     if (base != NULL) {
-        if (zero && dirty > offset)
+        if (zero && dirty > offset) {
+            hak_track_open(base + offset, (dirty < need ? dirty : need) - offset);
             memset(base + offset, 0, (dirty < need ? dirty : need) - offset); /* the rest is still zero */
+        }
     } else {
         base = map_new(map_size, align);
         if (base == NULL) {
@@ -194,6 +212,7 @@ void *hak_large_alloc(hak_large_set_t *set, size_t size, size_t align, bool zero
         }
     }
     hak_large_t *h = (hak_large_t *)base;
+    hak_track_open(h, sizeof *h);
     h->map_size = map_size;
     h->block = base + offset;
     h->usable = need - offset;
@@ -204,6 +223,7 @@ void *hak_large_alloc(hak_large_set_t *set, size_t size, size_t align, bool zero
     set_resident(h, max_size(dirty, need));
     set_link(h);
     publish(h);
+    track_layout(h, size);
     return h->block;
 }
 
@@ -232,8 +252,12 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
         return NULL;
     }
     size_t old_need = offset + h->usable, need = hak_align_up(offset + size, HAK_OS_PAGE);
-    if (need == old_need)
+    size_t old = hak_track_size(h->block, h->usable); /* with tracking, the block's requested size */
+    if (need == old_need) {
+        (void)hak_track_resize(h->block, old, size);
+        track_layout(h, size);
         return h->block;
+    }
     bool far = is_far(h);
     if (far && need > h->map_size)
         return NULL; /* over-aligned block: the caller copies */
@@ -248,10 +272,12 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
         set_size(h, new_map, need - offset);
         size_t resident = h->resident, kept = resident < new_map ? resident : new_map;
         set_resident(h, max_size(kept, need));
+        (void)hak_track_resize(h->block, old, size); /* before the tail's BigCache entry is written */
         if (new_map < old_map && !hak_bigcache_put(map_base + new_map, old_map - new_map, resident - kept))
             hak_chunks_unmap(map_base + new_map, old_map - new_map);
         if (need < old_need)
             hak_quota_uncharge(h->set->quota, old_need - need);
+        track_layout(h, size);
         return h->block;
     }
     /* Grow: merge cached mappings that follow, then extend in place, else move the pages (no copy). */
@@ -261,6 +287,8 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
     if (got == new_map || hak_chunks_resize(map_base, got, new_map)) {
         set_size(h, new_map, need - offset);
         set_resident(h, max_size(h->resident, need));
+        (void)hak_track_resize(h->block, old, size);
+        track_layout(h, size);
         return h->block;
     }
     if (got != old_map)
@@ -278,9 +306,12 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
         return NULL;
     }
     unpublish(h);
+    hak_track_move_t move;
+    hak_track_move_begin(&move, h->block, old);
     if (hak_chunks_move(map_base, got, dst, new_map) == NULL) {
         /* several kernel mappings (merged by the BigCache) cannot move as one: the caller copies. The
          * kernel already unmapped dst. */
+        hak_track_move_abort(&move);
         set_link(h);
         publish(h);
         hak_quota_uncharge(h->set->quota, need - old_need);
@@ -295,6 +326,8 @@ void *hak_large_realloc(hak_large_t *h, size_t size) {
     set_resident(h, max_size(h->resident, need));
     set_link(h);
     publish(h);
+    (void)hak_track_move_end(&move, h->block, size);
+    track_layout(h, size);
     return h->block;
 }
 
@@ -309,6 +342,7 @@ void hak_large_release_all(hak_large_set_t *set) {
         next = l->next;
         unpublish(h);
         hak_quota_uncharge(set->quota, hak_large_charged(h));
+        hak_track_free(h->block, 0); /* (its mapping is marked no-access next) */
         release_mapping(h);
     }
     set->blocks.first = set->blocks.last = NULL;

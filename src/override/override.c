@@ -39,6 +39,7 @@
 
 #include "common/error.h"
 #include "common/region_map.h"
+#include "common/track.h"
 #include "hakmem/hakmem.h"
 #include "heap/heap.h"
 #include "os/os.h"
@@ -60,7 +61,7 @@ static hak_cold bool foreign_is_glibcs(const void *p, const char *what) {
 /* ---- malloc / free: the hot paths, inlined from hak_alloc / hak_free ---- */
 
 HAK_OVERRIDE void *malloc(size_t size) {
-    if (hak_likely(size <= HAK_SLAB_MAX_SIZE))
+    if (hak_likely(size <= HAK_SLAB_MAX_SIZE) && !HAK_TRACK) /* with tracking: the tracked hak_alloc */
         return hak_tiny_alloc(hak_tls_theap, size);
     return hak_alloc(size);
 }
@@ -80,7 +81,7 @@ static hak_cold void free_outside_superslabs(void *p, unsigned kind) {
 
 HAK_OVERRIDE void free(void *p) {
     unsigned kind = hak_region_kind(p);
-    if (hak_likely(kind == HAK_REGION_SUPERSLAB)) {
+    if (hak_likely(kind == HAK_REGION_SUPERSLAB) && !HAK_TRACK) { /* with tracking: the tracked hak_free */
         hak_tiny_free(hak_ss_of(p), p);
         return;
     }

@@ -5,6 +5,7 @@
 
 #include "common/options.h"
 #include "common/lock.h"
+#include "common/track.h"
 #include "os/os.h"
 
 hak_span_t hak_span_empty;
@@ -181,6 +182,8 @@ hak_superslab_t *hak_ss_acquire(bool *resident) {
     }
     ss->free_mask = HAK_SS_ALL_FREE; /* fresh memory is zero: everything else already is */
     hak_region_set(ss, HAK_REGION_SUPERSLAB);
+    /* No block is handed out yet: all of it is no-access. */
+    hak_track_noaccess((uint8_t *)ss + HAK_SS_HEADER_SIZE, HAK_SS_SIZE - HAK_SS_HEADER_SIZE);
     return ss;
 }
 
@@ -190,6 +193,8 @@ __attribute__((weak)) void hak_test_hook_ss_release(void) {}
 
 void hak_ss_release(hak_superslab_t *ss) {
     header_reset(ss);
+    /* Empty, or its heap is being destroyed: no block in it may be touched any more. */
+    hak_track_noaccess((uint8_t *)ss + HAK_SS_HEADER_SIZE, HAK_SS_SIZE - HAK_SS_HEADER_SIZE);
     hak_test_hook_ss_release();
     hak_lock(&ss_cache_lock);
     uint64_t now = hak_os_now_ms(); /* under the lock: no entry on the list can be younger than this */

@@ -14,7 +14,11 @@
  *   xors and one more store. The pair does not depend on the block's address, so a pair copied from another
  *   free block passes: that needs a read of freed memory first, which this scheme does not try to stop.
  * With HAKMEM_CHECKS=0 (cmake -DHAKMEM_CHECKS=OFF) links are plain pointers and only an immediate double free
- * (the top of the thread cache or of the span's lists) is caught. */
+ * (the top of the thread cache or of the span's lists) is caught.
+ *
+ * Every access hakmem makes to a free block's first 16 bytes is one of the functions below: with memory
+ * tracking (common/track.h) each opens the bytes to the checker around its access and closes them again, so a
+ * free block stays no-access to the program. */
 #ifndef HAKMEM_TINY_BLOCK_H
 #define HAKMEM_TINY_BLOCK_H
 
@@ -24,6 +28,7 @@
 
 #include "common/compiler.h"
 #include "common/secret.h"
+#include "common/track.h"
 
 #ifndef HAKMEM_CHECKS
 #define HAKMEM_CHECKS 1
@@ -40,36 +45,57 @@ hak_cold void hak_block_report_corrupt(const hak_block_t *b, const char *list);
 #if HAKMEM_CHECKS
 /* The next block a free block b links to (not yet checked: see hak_block_link_ok). */
 static inline hak_block_t *hak_block_next(const hak_block_t *b) {
-    return (hak_block_t *)(b->link ^ hak_link_key);
+    hak_track_free_block_open(b);
+    hak_block_t *next = (hak_block_t *)(b->link ^ hak_link_key);
+    hak_track_free_block_close(b);
+    return next;
 }
 
 /* b's two words are a pair hakmem wrote (next, the decoded link, is not needed: kept for the fast paths'
  * shape, which decode the link anyway). */
 static inline bool hak_block_link_ok(const hak_block_t *b, const hak_block_t *next) {
     (void)next;
-    return (b->link ^ b->check) == hak_check_key;
+    hak_track_free_block_open(b);
+    bool ok = (b->link ^ b->check) == hak_check_key;
+    hak_track_free_block_close(b);
+    return ok;
 }
 
 /* Makes b a free block whose next one is `next` (NULL: the end of its list). */
 static inline void hak_block_set_next(hak_block_t *b, hak_block_t *next) {
     uintptr_t link = (uintptr_t)next ^ hak_link_key;
+    hak_track_free_block_open(b);
     b->link = link;
     b->check = link ^ hak_check_key;
+    hak_track_free_block_close(b);
 }
 
 /* b is being handed out: it no longer looks free. */
-static inline void hak_block_mark_used(hak_block_t *b) { b->check = 0; }
+static inline void hak_block_mark_used(hak_block_t *b) {
+    hak_track_free_block_open(b);
+    b->check = 0;
+    hak_track_free_block_close(b);
+}
 
 /* b's pair checks: it is a free block (on some list), written by hakmem. */
 static inline bool hak_block_is_free(const hak_block_t *b) { return hak_block_link_ok(b, hak_block_next(b)); }
 #else
-static inline hak_block_t *hak_block_next(const hak_block_t *b) { return (hak_block_t *)b->link; }
+static inline hak_block_t *hak_block_next(const hak_block_t *b) {
+    hak_track_free_block_open(b);
+    hak_block_t *next = (hak_block_t *)b->link;
+    hak_track_free_block_close(b);
+    return next;
+}
 static inline bool hak_block_link_ok(const hak_block_t *b, const hak_block_t *next) {
     (void)b;
     (void)next;
     return true;
 }
-static inline void hak_block_set_next(hak_block_t *b, hak_block_t *next) { b->link = (uintptr_t)next; }
+static inline void hak_block_set_next(hak_block_t *b, hak_block_t *next) {
+    hak_track_free_block_open(b);
+    b->link = (uintptr_t)next;
+    hak_track_free_block_close(b);
+}
 static inline void hak_block_mark_used(hak_block_t *b) { (void)b; }
 static inline bool hak_block_is_free(const hak_block_t *b) {
     (void)b;

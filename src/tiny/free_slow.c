@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/track.h"
 #include "tiny/span.h"
 #include "tiny/span_list.h"
 #include "tiny/tiny.h"
@@ -23,15 +24,22 @@ static uintptr_t aligned_tag(const void *q) { return hak_secret_mix(hak_secret.c
 void hak_tiny_note_aligned(hak_span_t *s, uint8_t *q) {
     if (!(s->flags & HAK_SPAN_HAS_ALIGNED)) /* the caller owns the span: it served its thread heap */
         hak_store_relaxed(&s->flags, (uint8_t)(s->flags | HAK_SPAN_HAS_ALIGNED));
-    if (HAKMEM_CHECKS)
+    if (HAKMEM_CHECKS) {
+        hak_track_open(q - sizeof(uintptr_t), sizeof(uintptr_t)); /* in the block's padding: no-access */
         memcpy(q - sizeof(uintptr_t), &(uintptr_t){aligned_tag(q)}, sizeof(uintptr_t));
+        hak_track_close(q - sizeof(uintptr_t), sizeof(uintptr_t));
+    }
 }
 
 static bool is_aligned_pointer(const uint8_t *p) {
     if (!HAKMEM_CHECKS)
         return true;
     uintptr_t tag;
+    hak_track_saved_t saved; /* a bogus interior pointer: the bytes below it may be a live block's */
+    hak_track_save(p - sizeof tag, sizeof tag, &saved);
+    hak_track_open(p - sizeof tag, sizeof tag);
     memcpy(&tag, p - sizeof tag, sizeof tag);
+    hak_track_restore(p - sizeof tag, sizeof tag, &saved);
     return tag == aligned_tag(p);
 }
 
@@ -84,8 +92,11 @@ void hak_tiny_free_slow(hak_superslab_t *ss, hak_span_t *s, void *p) {
     hak_block_t *b = span_block_of(s, p, true);
     if (b == NULL)
         return;
-    if ((void *)b != p && HAKMEM_CHECKS)
+    if ((void *)b != p && HAKMEM_CHECKS) {
+        hak_track_open((uint8_t *)p - sizeof(uintptr_t), sizeof(uintptr_t));
         memset((uint8_t *)p - sizeof(uintptr_t), 0, sizeof(uintptr_t)); /* the aligned tag is used up */
+        hak_track_close((uint8_t *)p - sizeof(uintptr_t), sizeof(uintptr_t));
+    }
     if (hak_ss_is_mine(ss)) {
         hak_tiny_free_owner(ss->owner, ss, s, b);
         return;
@@ -110,7 +121,13 @@ void hak_tiny_free_slow(hak_superslab_t *ss, hak_span_t *s, void *p) {
 size_t hak_tiny_usable_size(hak_superslab_t *ss, const void *p) {
     hak_span_t *s = hak_span_of(ss, p);
     hak_block_t *b = span_block_of(s, p, false);
-    if (b == NULL || hak_block_is_free(b))
+    if (b == NULL)
+        return 0;
+    hak_track_saved_t saved; /* b is live, or a free block: its first bytes go back as they were */
+    hak_track_save(b, sizeof *b, &saved);
+    bool is_free = hak_block_is_free(b);
+    hak_track_restore(b, sizeof *b, &saved);
+    if (is_free)
         return 0;
     return hak_load_relaxed(&s->block_size) - (size_t)((const uint8_t *)p - (const uint8_t *)b);
 }

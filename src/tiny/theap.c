@@ -3,6 +3,7 @@
 #include "tiny/theap.h"
 
 #include "common/meta.h"
+#include "common/track.h"
 #include "tiny/span.h"
 #include "tiny/span_list.h"
 #include "tiny/tcache.h"
@@ -93,14 +94,20 @@ void hak_tiny_arena_orphan_others(hak_tiny_arena_t *arena, uintptr_t survivor) {
     }
 }
 
+/* Heap destroy: the SuperSlab goes back with every block in it. */
+static void release_destroyed(hak_superslab_t *ss) {
+    hak_track_free_range((uint8_t *)ss + HAK_SS_HEADER_SIZE, HAK_SS_SIZE - HAK_SS_HEADER_SIZE);
+    hak_ss_release(ss);
+}
+
 void hak_tiny_arena_release_all(hak_tiny_arena_t *arena) {
     hak_lock(&arena->lock);
     hak_list_for_each_safe(t, tnext, &arena->theaps) {
         hak_theap_t *th = hak_list_entry(t, hak_theap_t, link);
-        hak_list_for_each_safe(l, next, &th->superslabs) hak_ss_release(hak_ss_of_link(l));
+        hak_list_for_each_safe(l, next, &th->superslabs) release_destroyed(hak_ss_of_link(l));
         hak_meta_free(th, sizeof *th);
     }
-    hak_list_for_each_safe(l, next, &arena->abandoned) hak_ss_release(hak_ss_of_link(l));
+    hak_list_for_each_safe(l, next, &arena->abandoned) release_destroyed(hak_ss_of_link(l));
     arena->theaps.first = arena->theaps.last = NULL;
     arena->abandoned.first = arena->abandoned.last = NULL;
     __atomic_store_n(&arena->abandoned_count, 0, __ATOMIC_RELAXED);
