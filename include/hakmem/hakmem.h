@@ -65,7 +65,8 @@ typedef struct hak_stats_s {
     char name[HAK_STATS_NAME_MAX];
     uint64_t live_blocks;     /* all tiers */
     uint64_t live_bytes;      /* usable bytes of live blocks */
-    uint64_t peak_live_bytes; /* highest live_bytes seen by a stats walk or at a slab/span/large event */
+    uint64_t peak_live_bytes; /* highest live_bytes seen by a statistics walk (walks only: a lower bound of
+                                 the true peak; peak_held_bytes below is the true high-water mark) */
     uint64_t reserved_bytes;  /* address space held from the OS */
     uint64_t committed_bytes; /* of which possibly backed by memory (not purged) */
     uint64_t cached_bytes;    /* of which free: empty slabs and spans, cached large mappings (not purged) */
@@ -75,6 +76,11 @@ typedef struct hak_stats_s {
     uint64_t heap_count;  /* process stats: live heaps, including the default one */
     uint32_t class_count; /* entries used in classes[] */
     hak_class_stats_t classes[HAK_STATS_CLASSES_MAX];
+    /* Fields appended after classes[]: a caller built against an older header passes a smaller size and gets
+     * the fields before, exactly as before. */
+    uint64_t held_bytes;      /* bytes charged to the heap's quota now: spans in use and live large blocks
+                                 (whole spans and pages, so >= live_bytes; cached memory is not held) */
+    uint64_t peak_held_bytes; /* highest held_bytes ever, kept where the quota is charged (exact, any time) */
 } hak_stats_t;
 
 HAK_API int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out); /* heap == NULL: whole process; 0 = ok */

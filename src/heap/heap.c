@@ -195,6 +195,7 @@ void hak_heap_destroy(hak_heap_t *heap) {
     hak_unlock(&registry_lock);
     hak_tiny_arena_release_all(&heap->slabs);
     hak_large_release_all(&heap->large);
+    hak_quota_drop(&heap->quota); /* the spans just given back were not uncharged one by one */
     hak_unlock(&heap->lock);
     hak_lock_destroy(&heap->slabs.lock);
     hak_lock_destroy(&heap->large.lock);

@@ -81,13 +81,13 @@ static void add_large_set(hak_stats_t *st, hak_large_set_t *set) {
     hak_unlock(&set->lock);
 }
 
-static void note_peak(hak_heap_t *heap, hak_stats_t *st) {
-    size_t peak = __atomic_load_n(&heap->peak_live_bytes, __ATOMIC_RELAXED);
-    while (st->live_bytes > peak &&
-           !__atomic_compare_exchange_n(&heap->peak_live_bytes, &peak, st->live_bytes, true, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED)) {
+/* Raises *peak to live (atomic max) and returns the peak: the highest live bytes any walk has seen. */
+static uint64_t note_peak(size_t *peak, uint64_t live) {
+    size_t p = __atomic_load_n(peak, __ATOMIC_RELAXED);
+    while (live > p &&
+           !__atomic_compare_exchange_n(peak, &p, (size_t)live, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
-    st->peak_live_bytes = st->live_bytes > peak ? st->live_bytes : peak;
+    return live > p ? live : p;
 }
 
 static void fill_one(hak_heap_t *heap, hak_stats_t *st) {
@@ -96,7 +96,9 @@ static void fill_one(hak_heap_t *heap, hak_stats_t *st) {
     add_arena(st, &heap->slabs);
     add_large_set(st, &heap->large);
     hak_unlock(&heap->lock);
-    note_peak(heap, st);
+    st->peak_live_bytes = note_peak(&heap->peak_live_bytes, st->live_bytes);
+    st->held_bytes = hak_quota_held(&heap->quota);
+    st->peak_held_bytes = hak_quota_peak(&heap->quota);
     st->limit_bytes = heap->quota.limit;
 }
 
@@ -108,7 +110,6 @@ static void add_to_process(hak_heap_t *heap, void *arg) {
     total->heap_count++;
     total->live_blocks += one.live_blocks;
     total->live_bytes += one.live_bytes;
-    total->peak_live_bytes += one.peak_live_bytes;
     total->reserved_bytes += one.reserved_bytes;
     total->committed_bytes += one.committed_bytes;
     total->cached_bytes += one.cached_bytes;
@@ -119,6 +120,9 @@ static void add_to_process(hak_heap_t *heap, void *arg) {
         total->classes[c].slabs += one.classes[c].slabs;
     }
 }
+
+/* The highest process-wide live bytes seen by a walk of the whole process. */
+static size_t process_peak_live;
 
 int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out) {
     if (out == NULL || out->size < sizeof(size_t))
@@ -144,6 +148,9 @@ int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out) {
         st.reserved_bytes += ss_count * HAK_SS_SIZE + big_bytes;
         st.committed_bytes += ss_warm * HAK_SS_SIZE + big_dirty;
         st.cached_bytes += ss_warm * HAK_SS_SIZE + big_dirty;
+        st.peak_live_bytes = note_peak(&process_peak_live, st.live_bytes);
+        st.held_bytes = hak_quota_held(&hak_quota_all);
+        st.peak_held_bytes = hak_quota_peak(&hak_quota_all);
     }
     st.class_count = HAK_CLASS_COUNT < HAK_STATS_CLASSES_MAX ? HAK_CLASS_COUNT : HAK_STATS_CLASSES_MAX;
     for (unsigned c = 0; c < st.class_count; c++)
@@ -179,9 +186,10 @@ static size_t format_stats(char *buf, size_t cap, int json) {
                "{\"name\":\"%s\",\"heaps\":%" PRIu64 ",\"live_blocks\":%" PRIu64 ",\"live_bytes\":%" PRIu64
                ",\"peak_live_bytes\":%" PRIu64 ",\"reserved_bytes\":%" PRIu64 ",\"committed_bytes\":%" PRIu64
                ",\"cached_bytes\":%" PRIu64 ",\"large_blocks\":%" PRIu64 ",\"large_bytes\":%" PRIu64
-               ",\"classes\":[",
+               ",\"held_bytes\":%" PRIu64 ",\"peak_held_bytes\":%" PRIu64 ",\"classes\":[",
                st.name, st.heap_count, st.live_blocks, st.live_bytes, st.peak_live_bytes, st.reserved_bytes,
-               st.committed_bytes, st.cached_bytes, st.large_blocks, st.large_bytes);
+               st.committed_bytes, st.cached_bytes, st.large_blocks, st.large_bytes, st.held_bytes,
+               st.peak_held_bytes);
         for (unsigned c = 0; c < st.class_count; c++)
             append(buf, cap, &len,
                    "%s{\"block_size\":%" PRIu64 ",\"live_blocks\":%" PRIu64 ",\"slabs\":%" PRIu64 "}",
@@ -191,11 +199,12 @@ static size_t format_stats(char *buf, size_t cap, int json) {
     }
     append(buf, cap, &len,
            "hakmem stats (%s): heaps %" PRIu64 "\n"
-           "  live      %" PRIu64 " blocks, %" PRIu64 " bytes (peak %" PRIu64 ")\n"
+           "  live      %" PRIu64 " blocks, %" PRIu64 " bytes\n"
+           "  held      %" PRIu64 " bytes, peak %" PRIu64 " (spans and large blocks)\n"
            "  large     %" PRIu64 " blocks, %" PRIu64 " bytes\n"
            "  reserved  %" PRIu64 " bytes, committed %" PRIu64 ", cached %" PRIu64 "\n",
-           st.name, st.heap_count, st.live_blocks, st.live_bytes, st.peak_live_bytes, st.large_blocks,
-           st.large_bytes, st.reserved_bytes, st.committed_bytes, st.cached_bytes);
+           st.name, st.heap_count, st.live_blocks, st.live_bytes, st.held_bytes, st.peak_held_bytes,
+           st.large_blocks, st.large_bytes, st.reserved_bytes, st.committed_bytes, st.cached_bytes);
     for (unsigned c = 0; c < st.class_count; c++)
         if (st.classes[c].slabs != 0)
             append(buf, cap, &len, "  class %6" PRIu64 " B: %" PRIu64 " live blocks in %" PRIu64 " spans\n",

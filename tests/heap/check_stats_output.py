@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks hak_stats_print output of stats_print (see stats_print.c).
 
-usage: check_stats_output.py <stats_print> json|text|exit|exit-off
+usage: check_stats_output.py <stats_print> json|text|exit|exit-off|peak
 """
 import json
 import os
@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 KEYS = {"name", "heaps", "live_blocks", "live_bytes", "peak_live_bytes", "reserved_bytes", "committed_bytes",
-        "cached_bytes", "large_blocks", "large_bytes", "classes"}
+        "cached_bytes", "large_blocks", "large_bytes", "held_bytes", "peak_held_bytes", "classes"}
 
 
 def fail(msg):
@@ -114,6 +114,20 @@ def check_exit(prog, on):
         print("ok: nothing at exit without HAKMEM_SHOW_STATS")
 
 
+def check_peak(prog):
+    """HAKMEM_SHOW_STATS=1 after 72 MB were live and freed: the peak held at exit is at least 72 MB."""
+    _, err, e = run(prog, "peak", "1")
+    m = re.search(r"held\s+(\d+) bytes, peak (\d+)", err)
+    if not m:
+        fail("HAKMEM_SHOW_STATS=1: no 'held N bytes, peak P' line:\n" + err)
+    held, peak = int(m.group(1)), int(m.group(2))
+    if peak < e["peak_held_min"]:
+        fail(f"peak held {peak} < {e['peak_held_min']} bytes that were live:\n{err}")
+    if held >= peak:
+        fail(f"held {held} not below the peak {peak} after everything was freed:\n{err}")
+    print(f"ok: peak held {peak} >= {e['peak_held_min']}")
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
@@ -127,6 +141,8 @@ def main():
         check_exit(prog, True)
     elif mode == "exit-off":
         check_exit(prog, False)
+    elif mode == "peak":
+        check_peak(prog)
     else:
         print(__doc__)
         sys.exit(2)
