@@ -13,7 +13,7 @@
  *   statistics       ht_stats, ht_get_stats, ht_try_stats, ht_class_index, ht_bigcache
  *   size classes     ht_design_class_size, ht_build_classes, ht_expected_class (from the design, not from
  *                    the library's tables)
- *   tiers and spans  ht_tier_t, ht_tier_of, ht_expected_tier, ht_span_info, ht_span_slabs_for
+ *   tiers and spans  ht_tier_t, ht_tier_of, ht_expected_tier, ht_span_info, ht_span_id, ht_span_slabs_for
  *   large blocks     ht_large_usable, ht_large_map, ht_chunks_req, ht_unmapped
  *   realloc          ht_realloc_step: one realloc with its checks (content, heap, tier, usable size)
  *   tracked blocks   ht_tier_sizes, ht_mixed_size; ht_stamp, ht_verify, ht_make (size and id in the first
@@ -404,6 +404,9 @@ static inline ht_span_info_t ht_span_info(const void *p) {
     ht_span_info_t i = {s->cls, s->block_size, s->span_slabs};
     return i;
 }
+
+/* The span that holds slab block p, as a number: blocks of one span give the same one. */
+static inline uintptr_t ht_span_id(const void *p) { return (uintptr_t)hak_span_of(hak_ss_of(p), p); }
 
 /* Slabs in a span of class c. */
 static inline unsigned ht_span_slabs_for(unsigned c) { return hak_span_slabs_for(c); }

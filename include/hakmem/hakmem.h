@@ -81,11 +81,35 @@ typedef struct hak_stats_s {
     uint64_t held_bytes;      /* bytes charged to the heap's quota now: spans in use and live large blocks
                                  (whole spans and pages, so >= live_bytes; cached memory is not held) */
     uint64_t peak_held_bytes; /* highest held_bytes ever, kept where the quota is charged (exact, any time) */
+    /* Event counters, since the process started (or the heap was created), counted off the fast paths. The
+     * process's include destroyed heaps'. Those marked (process) count shared structures: they are 0 in a
+     * heap's statistics. */
+    uint64_t alloc_slow;        /* slab-served allocations that left the fast path */
+    uint64_t free_slow;         /* slab-served frees that left the fast path, other threads' frees included */
+    uint64_t remote_frees;      /* blocks freed by a thread other than their owner, collected back so far */
+    uint64_t spans_carved;      /* spans taken from SuperSlabs */
+    uint64_t spans_released;    /* empty spans given back to their SuperSlab */
+    uint64_t superslabs_mapped; /* SuperSlabs (2 MiB) mapped from the OS */
+    uint64_t superslabs_reused; /* SuperSlabs taken from the cache of empty ones */
+    uint64_t superslabs_adopted; /* SuperSlabs of exited threads taken over by another thread */
+    uint64_t superslabs_purged;  /* (process) cached empty SuperSlabs whose pages went back to the OS */
+    uint64_t large_allocs;       /* large blocks allocated */
+    uint64_t large_frees;        /* large blocks freed (a heap's destroy frees the rest: process only) */
+    uint64_t bigcache_hits;      /* large blocks served from the BigCache of freed mappings */
+    uint64_t bigcache_misses;    /* large blocks that needed a new mapping (alignments >= 2 MiB: neither) */
+    uint64_t bigcache_trims;     /* (process) cached mappings purged down to the resident budget */
+    uint64_t mmap_calls;         /* (process) system calls: mmap */
+    uint64_t munmap_calls;       /* (process) munmap */
+    uint64_t mremap_calls;       /* (process) mremap (large realloc, the BigCache's merges and moves) */
+    uint64_t madvise_calls;      /* (process) madvise(MADV_DONTNEED): purges */
 } hak_stats_t;
 
 HAK_API int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out); /* heap == NULL: whole process; 0 = ok */
-HAK_API void hak_stats_print(FILE *out, int json);
-HAK_API void hak_collect(int force); /* give cached and empty memory back to the OS now */
+/* Prints a heap's statistics (heap == NULL: the process) as text or, json != 0, one JSON object and a newline
+ * (schema: docs/API.md); -1 (errno EINVAL) for a destroyed or invalid heap, else 0. */
+HAK_API int hak_heap_stats_print(hak_heap_t *heap, FILE *out, int json);
+HAK_API void hak_stats_print(FILE *out, int json); /* hak_heap_stats_print(NULL, out, json) */
+HAK_API void hak_collect(int force);               /* give cached and empty memory back to the OS now */
 
 #ifdef __cplusplus
 }

@@ -190,6 +190,7 @@ void hak_heap_destroy(hak_heap_t *heap) {
         return;
     }
     __atomic_store_n(&heap->check, 0, __ATOMIC_RELAXED);
+    hak_stats_retire_locked(heap); /* a process walk, which holds the registry lock, sees them once */
     registry[heap->id] = NULL;
     hak_lock(&heap->lock);
     hak_unlock(&registry_lock);

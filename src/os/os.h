@@ -28,4 +28,10 @@ void *hak_os_move(void *p, size_t old_size, void *dst, size_t new_size);
 /* Monotonic clock in milliseconds (vDSO, no allocation). */
 uint64_t hak_os_now_ms(void);
 
+/* System calls made so far, process-wide (relaxed atomic counts: each costs far more than its count). */
+typedef struct hak_os_counts_s {
+    uint64_t mmap, munmap, mremap, madvise;
+} hak_os_counts_t;
+void hak_os_counts(hak_os_counts_t *out);
+
 #endif

@@ -73,6 +73,7 @@ void hak_theap_abandon(hak_theap_t *th) {
     }
     hak_lock(&arena->lock);
     hak_list_remove(&arena->theaps, &th->link);
+    hak_tiny_counts_add(&arena->retired, &th->counts); /* in the same section: statistics see them once */
     hak_unlock(&arena->lock);
     hak_meta_free(th, sizeof *th);
 }
@@ -98,10 +99,11 @@ void hak_tiny_arena_settle_abandoned(hak_tiny_arena_t *arena) {
         __atomic_store_n(&ss->remote_mask, 0, __ATOMIC_RELAXED);
         unsigned i = 0;
         for (hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
-            hak_span_collect_remote(s);
+            arena->retired.remote_frees += hak_span_collect_remote(s);
             if (s->used == 0) {
                 hak_quota_uncharge(arena->quota, (size_t)s->span_slabs * HAK_SLAB_SIZE);
                 hak_ss_span_release(ss, s);
+                arena->retired.spans_released++;
             }
         }
         if (hak_ss_is_empty(ss)) {

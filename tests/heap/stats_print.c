@@ -1,5 +1,6 @@
 /* Helper program for check_stats_output.py: allocates a known set, then prints hak_stats_print output.
  *   stats_print json   -> JSON on stdout
+ *   stats_print json-heap -> the private heap's JSON (hak_heap_stats_print) on stdout
  *   stats_print text   -> text on stdout
  *   stats_print exit   -> prints nothing itself (HAKMEM_SHOW_STATS=1 makes the library print at exit)
  *   stats_print peak   -> 72 MB live, freed, then nothing printed itself (for the peak at exit)
@@ -35,7 +36,8 @@ int main(int argc, char **argv) {
         return peak_then_free();
     static void *small[100], *mid[10], *large[3];
     unsigned long long live_bytes = 0, large_bytes = 0;
-    hak_heap_t *h = hak_heap_create(&(hak_heap_options_t){0, "json-heap"});
+    /* a name that needs escaping in JSON */
+    hak_heap_t *h = hak_heap_create(&(hak_heap_options_t){64 << 20, "json \"heap\" \\ \t1"});
     if (h == NULL)
         return 2;
     for (int i = 0; i < 100; i++) { /* 100 blocks of 100 B: the 112-byte class, default heap */
@@ -61,11 +63,15 @@ int main(int argc, char **argv) {
     fprintf(
         stderr,
         "expect {\"heaps\":2,\"live_blocks\":113,\"live_bytes\":%llu,\"large_blocks\":3,\"large_bytes\":%llu,"
-        "\"class_112\":100,\"class_%zu\":10}\n",
-        live_bytes, large_bytes, hak_usable_size(mid[0]));
+        "\"class_112\":100,\"class_%zu\":10,\"heap_name\":\"json \\\"heap\\\" \\\\ \\t1\","
+        "\"heap_live_blocks\":10,\"heap_live_bytes\":%zu,\"heap_limit\":%d}\n",
+        live_bytes, large_bytes, hak_usable_size(mid[0]), 10 * hak_usable_size(mid[0]), 64 << 20);
     fflush(stderr);
     if (strcmp(mode, "json") == 0) {
         hak_stats_print(stdout, 1);
+    } else if (strcmp(mode, "json-heap") == 0) {
+        if (hak_heap_stats_print(h, stdout, 1) != 0)
+            return 2;
     } else if (strcmp(mode, "text") == 0) {
         hak_stats_print(stdout, 0);
     } else if (strcmp(mode, "exit") != 0) {

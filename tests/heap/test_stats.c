@@ -291,6 +291,9 @@ static void test_stats_versioned_struct(void **state) {
                       offsetof(hak_stats_t, classes),
                       offsetof(hak_stats_t, classes) + 5,
                       offsetof(hak_stats_t, classes) + sizeof(hak_class_stats_t) * 3,
+                      offsetof(hak_stats_t, held_bytes), /* a caller built before the appended fields */
+                      offsetof(hak_stats_t, alloc_slow),
+                      offsetof(hak_stats_t, madvise_calls),
                       sizeof(hak_stats_t) - 1,
                       sizeof(hak_stats_t),
                       sizeof(hak_stats_t) + 100};
