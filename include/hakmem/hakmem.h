@@ -25,6 +25,8 @@ extern "C" {
 #define HAKMEM_VERSION_MAJOR 0
 #define HAKMEM_VERSION_MINOR 1
 #define HAKMEM_VERSION_PATCH 0
+#define HAKMEM_VERSION_NUMBER                                                                                \
+    (HAKMEM_VERSION_MAJOR * 10000 + HAKMEM_VERSION_MINOR * 100 + HAKMEM_VERSION_PATCH)
 
 /* ---- default heap ---- */
 HAK_API HAK_MALLOC_ATTR void *hak_alloc(size_t size);
@@ -110,6 +112,16 @@ HAK_API int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out); /* heap == NULL:
 HAK_API int hak_heap_stats_print(hak_heap_t *heap, FILE *out, int json);
 HAK_API void hak_stats_print(FILE *out, int json); /* hak_heap_stats_print(NULL, out, json) */
 HAK_API void hak_collect(int force);               /* give cached and empty memory back to the OS now */
+
+/* ---- version and options ---- */
+HAK_API const char *hak_version(void); /* "MAJOR.MINOR.PATCH" of the library actually loaded */
+HAK_API int hak_version_number(void);  /* HAKMEM_VERSION_NUMBER of the library actually loaded */
+/* Options by the name of their environment variable ("HAKMEM_PURGE_DELAY_MS"); HAKMEM_ON_ERROR is 1 for
+ * abort, 0 for warn. 0 on success; -1 with errno EINVAL for an unknown name, a NULL pointer or a value out of
+ * range. Every option can be changed at run time, from any thread (docs/API.md says when each change takes
+ * effect). */
+HAK_API int hak_option_get(const char *name, long long *value);
+HAK_API int hak_option_set(const char *name, long long value);
 
 #ifdef __cplusplus
 }
