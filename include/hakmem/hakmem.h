@@ -16,7 +16,8 @@ extern "C" {
 
 #if defined(__GNUC__)
 #define HAK_API __attribute__((visibility("default")))
-#define HAK_MALLOC_ATTR __attribute__((malloc, warn_unused_result))
+/* `malloc` only: the result aliases nothing. Not warn_unused_result, which a (void) cast cannot silence. */
+#define HAK_MALLOC_ATTR __attribute__((malloc))
 #else
 #define HAK_API
 #define HAK_MALLOC_ATTR
@@ -35,6 +36,11 @@ HAK_API void *hak_realloc(void *p, size_t size);
 HAK_API HAK_MALLOC_ATTR void *hak_aligned_alloc(size_t alignment, size_t size);
 HAK_API void hak_free(void *p);                /* any block, any heap, any thread; NULL is a no-op */
 HAK_API size_t hak_usable_size(const void *p); /* >= requested size; 0 for NULL */
+HAK_API HAK_MALLOC_ATTR char *hak_strdup(const char *s);
+HAK_API HAK_MALLOC_ATTR char *hak_strndup(const char *s, size_t n); /* at most n bytes of s, then a NUL */
+HAK_API HAK_MALLOC_ATTR void *hak_aligned_calloc(size_t alignment, size_t count, size_t size);
+HAK_API void *hak_aligned_realloc(void *p, size_t alignment, size_t size); /* the result has the alignment */
+HAK_API void *hak_rezalloc(void *p, size_t size); /* realloc; bytes past the old usable size are zero */
 
 /* ---- private heaps ---- */
 typedef struct hak_heap_s hak_heap_t;
@@ -51,6 +57,19 @@ HAK_API HAK_MALLOC_ATTR void *hak_heap_calloc(hak_heap_t *heap, size_t count, si
 HAK_API void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size);
 HAK_API HAK_MALLOC_ATTR void *hak_heap_aligned_alloc(hak_heap_t *heap, size_t alignment, size_t size);
 HAK_API hak_heap_t *hak_heap_of(const void *p); /* owning heap, or NULL if hakmem does not own p */
+HAK_API HAK_MALLOC_ATTR char *hak_heap_strdup(hak_heap_t *heap, const char *s);
+HAK_API HAK_MALLOC_ATTR char *hak_heap_strndup(hak_heap_t *heap, const char *s, size_t n);
+HAK_API HAK_MALLOC_ATTR void *hak_heap_aligned_calloc(hak_heap_t *heap, size_t alignment, size_t count,
+                                                      size_t size);
+HAK_API void *hak_heap_aligned_realloc(hak_heap_t *heap, void *p, size_t alignment, size_t size);
+HAK_API void *hak_heap_rezalloc(hak_heap_t *heap, void *p, size_t size);
+HAK_API int hak_heap_contains(hak_heap_t *heap, const void *p); /* 1: p is a live block of heap; else 0 */
+/* Calls visitor(block, usable size, arg) for every live block of heap (NULL: the default heap) until it
+ * returns non-zero. Returns 0 after the last block, the visitor's non-zero value if it stopped the visit, -1
+ * with errno (EINVAL: bad heap or NULL visitor; ENOMEM). Other threads may use other heaps meanwhile, not
+ * this one; the visitor may call hakmem, even allocate and free in this heap (docs/API.md). */
+typedef int (*hak_block_visitor_t)(void *block, size_t size, void *arg);
+HAK_API int hak_heap_visit(hak_heap_t *heap, hak_block_visitor_t visitor, void *arg);
 
 /* ---- statistics ---- */
 #define HAK_STATS_NAME_MAX 64
