@@ -1,4 +1,5 @@
-/* hakmem: a general-purpose memory allocator with first-class private heaps.
+/* hakmem: a general-purpose memory allocator with first-class private heaps. The reference manual of every
+ * function, the options and the statistics is docs/API.md (and the man page hakmem(3)).
  *
  * Every function is thread-safe. Blocks are at least 16-byte aligned. Failed calls return NULL and set errno
  * (ENOMEM for sizes that overflow or when memory or a heap's limit is exhausted, EINVAL for an alignment that
@@ -125,7 +126,9 @@ typedef struct hak_stats_s {
     uint64_t madvise_calls;      /* (process) madvise(MADV_DONTNEED): purges */
 } hak_stats_t;
 
-HAK_API int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out); /* heap == NULL: whole process; 0 = ok */
+/* heap == NULL: the whole process. 0 on success; -1 with errno EINVAL for out == NULL, out->size below
+ * sizeof(size_t) or a destroyed heap. Fills min(out->size, sizeof(hak_stats_t)) bytes. */
+HAK_API int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out);
 /* Prints a heap's statistics (heap == NULL: the process) as text or, json != 0, one JSON object and a newline
  * (schema: docs/API.md); -1 (errno EINVAL) for a destroyed or invalid heap, else 0. */
 HAK_API int hak_heap_stats_print(hak_heap_t *heap, FILE *out, int json);

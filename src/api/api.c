@@ -308,12 +308,16 @@ void *hak_heap_aligned_realloc(hak_heap_t *heap, void *p, size_t alignment, size
     return heap != NULL ? aligned_realloc_in(heap, p, alignment, size) : NULL;
 }
 
-/* Zeroing realloc: the bytes past the old block's usable size are zero, up to the new one's. A block that
- * stays in place and does not grow has no new bytes; one that grows gets them cleared here (for a large block
- * that touches its new pages, which a first write would fault in anyway). */
+/* Zeroing realloc: the bytes past the old block's usable size are zero, up to the new one's (all of it for a
+ * new block). A block that stays in place and does not grow has no new bytes; one that grows gets them
+ * cleared here (for a large block that touches its new pages, which a first write would fault in anyway). */
 static void *rezalloc_in(hak_heap_t *heap, void *p, size_t size) {
-    if (p == NULL)
-        return calloc_in(heap, 1, size); /* fresh large mappings are zero already: not cleared again */
+    if (p == NULL) { /* all of the new block: calloc clears the request (and not fresh large mappings) */
+        uint8_t *q = calloc_in(heap, 1, size);
+        if (q != NULL && size <= HAK_SLAB_MAX_SIZE)
+            memset(q + size, 0, usable_size_quiet(q, HAK_REGION_SUPERSLAB) - size);
+        return q;
+    }
     size_t old = usable_size_quiet(p, hak_region_kind(p)); /* 0: realloc_in reports it */
     uint8_t *q = realloc_in(heap, p, size);
     if (q == NULL)

@@ -218,14 +218,17 @@ static void fill_process(hak_stats_t *st) {
 }
 
 int hak_heap_stats(hak_heap_t *heap, hak_stats_t *out) {
-    if (out == NULL || out->size < sizeof(size_t))
+    if (out == NULL || out->size < sizeof(size_t)) {
+        errno = EINVAL;
         return -1;
+    }
     hak_init();
     hak_stats_t st;
     memset(&st, 0, sizeof st);
     st.size = sizeof st;
     if (heap != NULL && !hak_heap_handle_ok(heap)) {
         hak_heap_report_bad("hak_heap_stats of a destroyed or invalid heap", heap);
+        errno = EINVAL;
         return -1;
     }
     if (heap != NULL) {
@@ -348,10 +351,8 @@ static bool format_stats(out_t *o, hak_heap_t *heap, int json) {
     st.size = sizeof st;
     o->len = 0;
     o->buf[0] = '\0';
-    if (hak_heap_stats(heap, &st) != 0) {
-        errno = EINVAL;
+    if (hak_heap_stats(heap, &st) != 0)
         return false;
-    }
     if (json)
         format_json(o, &st);
     else
