@@ -34,6 +34,9 @@ for f in include/hakmem/hakmem.h "$libdir/libhakmem.so" "$libdir/libhakmem.so.0"
          "$libdir/cmake/hakmem/hakmemTargets.cmake" "$libdir/pkgconfig/hakmem.pc"; do
     [[ -e $prefix/$f ]] || fail "missing installed file $f"
 done
+# The reference: hakmem(3) under the man directory (share/man/man3 unless configured otherwise) and API.md.
+[[ -n $(find "$prefix" -path '*/man3/hakmem.3') ]] || fail "missing installed man page man3/hakmem.3"
+[[ -n $(find "$prefix" -path '*/doc/hakmem/API.md') ]] || fail "missing installed doc/hakmem/API.md"
 
 step "exported symbols of libhakmem.so"
 if command -v nm >/dev/null; then
