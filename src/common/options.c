@@ -17,8 +17,8 @@ hak_options_t hak_options = {
     .verbose = false,
 };
 
-#define HAK_ADDRESS_SPACE ((uint64_t)1 << 47) /* no size option can usefully exceed the user address space   \
-                                               */
+/* No size option can usefully exceed the user address space. */
+#define HAK_ADDRESS_SPACE ((uint64_t)1 << 47)
 
 /* How each option is written and its largest value. */
 enum kind { KIND_ON_ERROR, KIND_SWITCH, KIND_NUMBER, KIND_SIZE };

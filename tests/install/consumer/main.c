@@ -20,9 +20,7 @@ static int failures;
         }                                                                                                    \
     } while (0)
 
-static int aligned(const void *p, size_t a) {
-    return ((uintptr_t)p & (a - 1)) == 0;
-}
+static int aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 
 int main(void) {
     /* the installed library is the installed header's */
