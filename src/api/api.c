@@ -279,7 +279,7 @@ static void *aligned_realloc_in(hak_heap_t *heap, void *p, size_t align, size_t 
         return NULL;
     }
     bool aligned = ((uintptr_t)p & (align - 1)) == 0;
-    if (aligned && size <= usable && size >= usable / 2)
+    if (aligned && size <= usable && (size >= usable / 2 || usable <= 2 * HAK_MIN_ALIGN))
         return p;
     if (kind == HAK_REGION_SUPERSLAB) {
         heap = hak_heap_of_arena(__atomic_load_n(&hak_ss_of(p)->arena, __ATOMIC_RELAXED));
