@@ -15,13 +15,14 @@
  *   statistics       ht_stats, ht_get_stats, ht_try_stats, ht_class_index, ht_bigcache
  *   size classes     ht_design_class_size, ht_build_classes, ht_expected_class (from the design, not from
  *                    the library's tables)
- *   tiers and spans  ht_tier_t, ht_tier_of, ht_expected_tier, ht_span_info, ht_span_slabs_for
+ *   tiers and spans  ht_tier_t, ht_tier_of, ht_expected_tier, ht_span_info, ht_span_id, ht_span_slabs_for
  *   large blocks     ht_large_usable, ht_large_map, ht_chunks_req, ht_unmapped
  *   realloc          ht_realloc_step: one realloc with its checks (content, heap, tier, usable size)
  *   tracked blocks   ht_tier_sizes, ht_mixed_size; ht_stamp, ht_verify, ht_make (size and id in the first
  *                    16 bytes); ht_mark, ht_check_mark (size and tag, head and tail patterned)
- *   child processes  ht_run_child, HT_CHILD_OK, ht_child_main: re-run one test of this executable with extra
- *                    environment variables (options such as HAKMEM_BIGCACHE_MAX are read once at start-up)
+ *   child processes  ht_run_child, ht_run_child_stderr, HT_CHILD_OK, ht_child_main: re-run one test of this
+ *                    executable with extra environment variables (options such as HAKMEM_BIGCACHE_MAX are
+ *                    read once at start-up), optionally capturing its stderr
  *   threads          ht_barrier_t
  *
  * This is the only test file that includes hakmem's internal headers (src/...): a test that needs an
@@ -592,6 +593,9 @@ static inline ht_span_info_t ht_span_info(const void *p) {
     return i;
 }
 
+/* The span that holds slab block p, as a number: blocks of one span give the same one. */
+static inline uintptr_t ht_span_id(const void *p) { return (uintptr_t)hak_span_of(hak_ss_of(p), p); }
+
 /* Slabs in a span of class c. */
 static inline unsigned ht_span_slabs_for(unsigned c) { return hak_span_slabs_for(c); }
 
@@ -769,9 +773,9 @@ static inline size_t ht_check_mark(const unsigned char *p, size_t *n_out, uint64
 
 /* ---- child processes ----------------------------------------------------------------------------------- */
 /* Runs this executable again as `exe --child <name>` with `env` (NULL-terminated "K=V" strings) added to (and
- * overriding) the current environment. The child inherits stdout/stderr. Returns the wait status; kills the
- * child after timeout_s seconds. */
-static inline int ht_run_child(const char *name, const char *const *env, int timeout_s) {
+ * overriding) the current environment. The child inherits stdout, and stderr unless err_fd >= 0 (then its
+ * stderr goes there). Returns the wait status; kills the child after timeout_s seconds. */
+static inline int ht_run_child_fd(const char *name, const char *const *env, int timeout_s, int err_fd) {
     char **envp = ht_env_merge(env);
     assert_non_null(envp);
     char *argv[] = {"/proc/self/exe", "--child", (char *)name, NULL};
@@ -780,6 +784,8 @@ static inline int ht_run_child(const char *name, const char *const *env, int tim
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        if (err_fd >= 0)
+            dup2(err_fd, 2);
         execve("/proc/self/exe", argv, envp);
         _exit(127);
     }
@@ -798,6 +804,24 @@ static inline int ht_run_child(const char *name, const char *const *env, int tim
         ht_sleep_ms(10);
     }
     return status;
+}
+
+static inline int ht_run_child(const char *name, const char *const *env, int timeout_s) {
+    return ht_run_child_fd(name, env, timeout_s, -1);
+}
+
+/* Runs a child as ht_run_child does, with its stderr in buf (NUL-terminated, cut at cap - 1 bytes). */
+static inline int ht_run_child_stderr(const char *name, const char *const *env, int timeout_s, char *buf,
+                                      size_t cap) {
+    char path[] = "/tmp/hakmem-test-stderr-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    int st = ht_run_child_fd(name, env, timeout_s, fd);
+    ssize_t n = pread(fd, buf, cap - 1, 0);
+    buf[n > 0 ? (size_t)n : 0] = '\0';
+    close(fd);
+    return st;
 }
 
 /* Runs a child and requires it to exit 0. */

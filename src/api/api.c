@@ -164,7 +164,8 @@ void *hak_heap_calloc(hak_heap_t *heap, size_t count, size_t size) {
 /* Aligned allocation. Up to HAK_NATURAL_ALIGN_MAX a class that is a multiple of the alignment gives aligned
  * blocks; larger alignments over-allocate and return an aligned pointer inside the block, flagging the slab
  * so frees round down to the block start; the largest go to large blocks. */
-static void *aligned_in(hak_heap_t *heap, size_t align, size_t size) {
+/* Zeroed when `zero` (fresh large mappings already are: only reused ones are cleared). */
+static void *aligned_in(hak_heap_t *heap, size_t align, size_t size, bool zero) {
     if (!hak_is_pow2(align)) {
         errno = EINVAL;
         return NULL;
@@ -174,38 +175,60 @@ static void *aligned_in(hak_heap_t *heap, size_t align, size_t size) {
         return NULL;
     }
     if (align <= HAK_MIN_ALIGN)
-        return heap_alloc(heap, size);
-    if (size == 0)
-        size = 1; /* the aligned pointer must lie inside the block, not at its end */
-    if (align <= HAK_NATURAL_ALIGN_MAX && size <= HAK_SLAB_MAX_SIZE) {
+        return zero ? calloc_in(heap, 1, size) : heap_alloc(heap, size);
+    size_t n = size != 0 ? size : 1; /* the aligned pointer must lie inside the block, not at its end */
+    if (align <= HAK_NATURAL_ALIGN_MAX && n <= HAK_SLAB_MAX_SIZE) {
         /* Spans start on HAK_NATURAL_ALIGN_MAX boundaries, so every block of a class that is a multiple of
          * the alignment is aligned: take the smallest such class. */
-        unsigned cls = hak_size_class(size > align ? size : align);
+        unsigned cls = hak_size_class(n > align ? n : align);
         while (cls < HAK_CLASS_COUNT && hak_class_size(cls) % align != 0)
             cls++;
-        if (cls < HAK_CLASS_COUNT)
-            return heap_alloc(heap, hak_class_size(cls));
+        if (cls < HAK_CLASS_COUNT) {
+            void *p = heap_alloc(heap, hak_class_size(cls));
+            if (p != NULL && zero)
+                memset(p, 0, n);
+            return p;
+        }
     }
-    if (align <= HAK_SLAB_MAX_SIZE && size + align - HAK_MIN_ALIGN <= HAK_SLAB_MAX_SIZE) {
-        uint8_t *p = heap_alloc(heap, size + align - HAK_MIN_ALIGN);
+    if (align <= HAK_SLAB_MAX_SIZE && n + align - HAK_MIN_ALIGN <= HAK_SLAB_MAX_SIZE) {
+        uint8_t *p = heap_alloc(heap, n + align - HAK_MIN_ALIGN);
         if (p == NULL)
             return NULL;
         uint8_t *q = (uint8_t *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
         if (q != p)
             hak_tiny_note_aligned(hak_span_of(hak_ss_of(p), p), q);
+        if (zero)
+            memset(q, 0, n);
         return q;
     }
-    return alloc_large(heap, size, align, false);
+    return alloc_large(heap, n, align, zero);
 }
 
 /* (A zero-byte aligned block is tracked as the one byte aligned_in makes it.) */
 void *hak_aligned_alloc(size_t alignment, size_t size) {
-    return hak_track_alloc(aligned_in(&hak_heap_main, alignment, size), size + (size == 0), false);
+    return hak_track_alloc(aligned_in(&hak_heap_main, alignment, size, false), size + (size == 0), false);
 }
 void *hak_heap_aligned_alloc(hak_heap_t *heap, size_t alignment, size_t size) {
     heap = heap_arg(heap, "hak_heap_aligned_alloc from a destroyed or invalid heap");
-    return heap != NULL ? hak_track_alloc(aligned_in(heap, alignment, size), size + (size == 0), false)
+    return heap != NULL ? hak_track_alloc(aligned_in(heap, alignment, size, false), size + (size == 0), false)
                         : NULL;
+}
+
+static void *aligned_calloc_in(hak_heap_t *heap, size_t align, size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hak_track_alloc(aligned_in(heap, align, total, true), total + (total == 0), true);
+}
+
+void *hak_aligned_calloc(size_t alignment, size_t count, size_t size) {
+    return aligned_calloc_in(&hak_heap_main, alignment, count, size);
+}
+void *hak_heap_aligned_calloc(hak_heap_t *heap, size_t alignment, size_t count, size_t size) {
+    heap = heap_arg(heap, "hak_heap_aligned_calloc from a destroyed or invalid heap");
+    return heap != NULL ? aligned_calloc_in(heap, alignment, count, size) : NULL;
 }
 
 /* Realloc keeps the block's heap; a size that still fits (and is not far below) keeps the block itself. */
@@ -250,6 +273,130 @@ void *hak_realloc(void *p, size_t size) { return realloc_in(&hak_heap_main, p, s
 void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size) {
     heap = heap_arg(heap, "hak_heap_realloc with a destroyed or invalid heap");
     return heap != NULL ? realloc_in(heap, p, size) : NULL;
+}
+
+/* Aligned realloc: the block keeps its heap and gets the alignment; it stays in place while it fits (and is
+ * not far below its size) and is aligned, a large block grows or shrinks in its mapping (or moves its pages,
+ * which keeps its offset in a 2 MiB-aligned mapping, so its alignment). */
+static void *aligned_realloc_in(hak_heap_t *heap, void *p, size_t align, size_t size) {
+    if (!hak_is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align <= HAK_MIN_ALIGN)
+        return realloc_in(heap, p, size);
+    if (p == NULL)
+        return aligned_in(heap, align, size, false);
+    if (size > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    unsigned kind = hak_region_kind(p);
+    size_t usable = usable_size_quiet(p, kind);
+    if (usable == 0) {
+        hak_report_invalid(
+            "aligned realloc of a pointer that is not a live hakmem block (freed, interior or foreign)", p);
+        errno = EINVAL;
+        return NULL;
+    }
+    bool aligned = ((uintptr_t)p & (align - 1)) == 0;
+    if (aligned && size <= usable && (size >= usable / 2 || usable <= 2 * HAK_MIN_ALIGN))
+        return p;
+    if (kind == HAK_REGION_SUPERSLAB) {
+        heap = hak_heap_of_arena(__atomic_load_n(&hak_ss_of(p)->arena, __ATOMIC_RELAXED));
+    } else {
+        hak_large_t *h = hak_large_of(p, kind);
+        heap = hak_heap_of_large_set(h->set);
+        if (aligned && size > HAK_SLAB_MAX_SIZE) {
+            void *q = hak_large_realloc(h, size);
+            if (q != NULL)
+                return q;
+        }
+    }
+    void *q = aligned_in(heap, align, size, false);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, size < usable ? size : usable);
+    hak_free(p);
+    return q;
+}
+
+void *hak_aligned_realloc(void *p, size_t alignment, size_t size) {
+    return aligned_realloc_in(&hak_heap_main, p, alignment, size);
+}
+void *hak_heap_aligned_realloc(hak_heap_t *heap, void *p, size_t alignment, size_t size) {
+    heap = heap_arg(heap, "hak_heap_aligned_realloc with a destroyed or invalid heap");
+    return heap != NULL ? aligned_realloc_in(heap, p, alignment, size) : NULL;
+}
+
+/* Zeroing realloc: the bytes past the old block's usable size are zero, up to the new one's (all of it for a
+ * new block). A block that stays in place and does not grow has no new bytes; one that grows gets them
+ * cleared here (for a large block that touches its new pages, which a first write would fault in anyway). */
+static void *rezalloc_in(hak_heap_t *heap, void *p, size_t size) {
+    if (p == NULL) { /* all of the new block: calloc clears the request (and not fresh large mappings) */
+        uint8_t *q = calloc_in(heap, 1, size);
+        if (q != NULL && size <= HAK_SLAB_MAX_SIZE)
+            memset(q + size, 0, usable_size_quiet(q, HAK_REGION_SUPERSLAB) - size);
+        return q;
+    }
+    size_t old = usable_size_quiet(p, hak_region_kind(p)); /* 0: realloc_in reports it */
+    uint8_t *q = realloc_in(heap, p, size);
+    if (q == NULL)
+        return NULL;
+    size_t now = usable_size_quiet(q, hak_region_kind(q));
+    if (now > old)
+        memset(q + old, 0, now - old);
+    return q;
+}
+
+void *hak_rezalloc(void *p, size_t size) { return rezalloc_in(&hak_heap_main, p, size); }
+void *hak_heap_rezalloc(hak_heap_t *heap, void *p, size_t size) {
+    heap = heap_arg(heap, "hak_heap_rezalloc with a destroyed or invalid heap");
+    return heap != NULL ? rezalloc_in(heap, p, size) : NULL;
+}
+
+/* ---- strings ---- */
+
+/* A copy of the first len bytes of s, then a NUL. */
+static char *dup_in(hak_heap_t *heap, const char *s, size_t len) {
+    char *d = heap_alloc(heap, len + 1);
+    if (d != NULL) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+static char *strdup_in(hak_heap_t *heap, const char *s) {
+    if (s == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return dup_in(heap, s, strlen(s));
+}
+
+static char *strndup_in(hak_heap_t *heap, const char *s, size_t n) {
+    if (s == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return dup_in(heap, s, strnlen(s, n));
+}
+
+char *hak_strdup(const char *s) { return strdup_in(&hak_heap_main, s); }
+char *hak_strndup(const char *s, size_t n) { return strndup_in(&hak_heap_main, s, n); }
+char *hak_heap_strdup(hak_heap_t *heap, const char *s) {
+    heap = heap_arg(heap, "hak_heap_strdup from a destroyed or invalid heap");
+    return heap != NULL ? strdup_in(heap, s) : NULL;
+}
+char *hak_heap_strndup(hak_heap_t *heap, const char *s, size_t n) {
+    heap = heap_arg(heap, "hak_heap_strndup from a destroyed or invalid heap");
+    return heap != NULL ? strndup_in(heap, s, n) : NULL;
+}
+
+int hak_heap_contains(hak_heap_t *heap, const void *p) {
+    heap = heap_arg(heap, "hak_heap_contains with a destroyed or invalid heap");
+    return heap != NULL && p != NULL && hak_heap_of(p) == heap;
 }
 
 /* For each live heap (the registry is locked, so none is destroyed meanwhile): the calling thread's empty

@@ -36,7 +36,8 @@ static size_t cached_bytes, cached_entries;
 /* The resident budget (see budget_locked): live = resident bytes of live large blocks, as reported; its
  * high-water mark bounds live + cached dirty bytes. */
 static size_t cached_dirty, live_bytes, live_peak;
-static uint64_t stat_hits, stat_misses, stat_purged, stat_trimmed, stat_gathered, stat_move_failures;
+static uint64_t stat_hits, stat_misses, stat_purged, stat_trimmed, stat_trims, stat_gathered,
+    stat_move_failures;
 
 static bool poisoned; /* a corrupted entry was found: the cache was dropped (leaked) and stays empty */
 
@@ -268,6 +269,7 @@ static void trim(entry_t *picked) {
     for (entry_t *e = picked; e != NULL; e = next) {
         next = e->chain;
         stat_trimmed += e->dirty - e->trim_from;
+        stat_trims += e->dirty > e->trim_from;
         if (!link_entry(e, e->size, e->trim_from, now)) {
             e->chain = lost;
             lost = e;
@@ -529,6 +531,7 @@ void hak_bigcache_info(hak_bigcache_info_t *out) {
     out->live = live_bytes;
     out->live_peak = live_peak;
     out->trimmed = stat_trimmed;
+    out->trims = stat_trims;
     out->gathered = stat_gathered;
     out->move_failures = stat_move_failures;
     hak_unlock(&cache_lock);

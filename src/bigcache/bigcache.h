@@ -46,6 +46,7 @@ typedef struct hak_bigcache_info_s {
     uint64_t live;      /* resident bytes of live large blocks, as reported */
     uint64_t live_peak; /* their high-water mark (lowered when entries age out) */
     uint64_t trimmed;   /* bytes purged by the resident budget */
+    uint64_t trims;     /* entries purged by the resident budget */
     uint64_t gathered;  /* bytes of cached dirty chunks moved into blocks handed out */
     uint64_t move_failures;
 } hak_bigcache_info_t;

@@ -16,6 +16,8 @@ _Static_assert(sizeof(hak_large_t) <= LARGE_MIN_OFFSET, "the large header must f
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
+static void count(uint64_t *c) { __atomic_fetch_add(c, 1, __ATOMIC_RELAXED); }
+
 /* ---- header integrity ---- */
 
 /* The check covers the fields only the block's owner changes (and its address), not the list links, which
@@ -194,6 +196,8 @@ void *hak_large_alloc(hak_large_set_t *set, size_t size, size_t align, bool zero
     size_t map_size = hak_align_up(need, HAK_CHUNK_SIZE), dirty = 0;
     uint8_t *base =
         align < HAK_CHUNK_SIZE ? hak_bigcache_take(map_size, need, &dirty) : NULL; /* far: fresh */
+    if (align < HAK_CHUNK_SIZE)
+        count(base != NULL ? &set->cache_hits : &set->cache_misses);
     if (base != NULL) {
         if (zero && dirty > offset) {
             hak_track_open(base + offset, (dirty < need ? dirty : need) - offset);
@@ -224,12 +228,14 @@ void *hak_large_alloc(hak_large_set_t *set, size_t size, size_t align, bool zero
     set_link(h);
     publish(h);
     track_layout(h, size);
+    count(&set->allocs);
     return h->block;
 }
 
 void hak_large_free(hak_large_t *h) {
     if (!set_unlink(h))
         return; /* reported; the block stays where it is */
+    count(&h->set->frees);
     unpublish(h);
     hak_quota_uncharge(h->set->quota, hak_large_charged(h));
     release_mapping(h);

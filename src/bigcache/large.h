@@ -22,6 +22,9 @@ typedef struct hak_large_set_s {
     hak_quota_t *quota;
     hak_lock_t lock;   /* protects `blocks` and the size fields of its blocks, which statistics read */
     hak_list_t blocks; /* hak_large_t.link */
+    /* Event counters (relaxed atomic adds, next to the lock every allocation and free takes anyway): blocks
+     * allocated and freed (not those a heap destroy releases), allocations the BigCache served or missed. */
+    uint64_t allocs, frees, cache_hits, cache_misses;
 } hak_large_set_t;
 
 /* The header at the base of a large mapping (the block starts 64 bytes, or its alignment, past it). The check

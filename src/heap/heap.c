@@ -197,11 +197,13 @@ void hak_heap_destroy(hak_heap_t *heap) {
         return;
     }
     __atomic_store_n(&heap->check, 0, __ATOMIC_RELAXED);
+    hak_stats_retire_locked(heap); /* a process walk, which holds the registry lock, sees them once */
     registry[heap->id] = NULL;
     hak_lock(&heap->lock);
     hak_unlock(&registry_lock);
     hak_tiny_arena_release_all(&heap->slabs);
     hak_large_release_all(&heap->large);
+    hak_quota_drop(&heap->quota); /* the spans just given back were not uncharged one by one */
     hak_unlock(&heap->lock);
     hak_lock_destroy(&heap->slabs.lock);
     hak_lock_destroy(&heap->large.lock);

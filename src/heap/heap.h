@@ -105,6 +105,13 @@ void hak_thread_init(void);
 /* Statistics set-up at initialisation (heap/stats.c): keeps a private copy of stderr for HAKMEM_SHOW_STATS.
  */
 void hak_stats_init(void);
+/* HAKMEM_SHOW_STATS turned on at run time: takes the private copy of stderr now (idempotent). */
+void hak_stats_show_at_exit(bool on);
+/* Writes the statistics of heap (NULL: the process) to fd with write(2), formatted on the stack (nothing
+ * allocated): for malloc_stats and the statistics at exit. -1 (errno EINVAL) for a bad heap. */
+int hak_stats_write(int fd, hak_heap_t *heap, int json);
+/* Heap destroy, registry locked, before the heap leaves it: its event counts join the process totals. */
+void hak_stats_retire_locked(hak_heap_t *heap);
 
 /* Calls fn for every live heap (the default heap first) with the registry locked. */
 void hak_heap_foreach(void (*fn)(hak_heap_t *heap, void *arg), void *arg);

@@ -4,10 +4,22 @@
 #include <sys/mman.h>
 #include <time.h>
 
+static hak_os_counts_t counts;
+
+static void count(uint64_t *c) { __atomic_fetch_add(c, 1, __ATOMIC_RELAXED); }
+
+void hak_os_counts(hak_os_counts_t *out) {
+    out->mmap = __atomic_load_n(&counts.mmap, __ATOMIC_RELAXED);
+    out->munmap = __atomic_load_n(&counts.munmap, __ATOMIC_RELAXED);
+    out->mremap = __atomic_load_n(&counts.mremap, __ATOMIC_RELAXED);
+    out->madvise = __atomic_load_n(&counts.madvise, __ATOMIC_RELAXED);
+}
+
 /* No MAP_NORESERVE: the kernel's overcommit policy then judges every mapping as it judges glibc's, so a
  * request it would refuse (64 TiB on a 24 GiB machine) fails here with ENOMEM instead of succeeding and
  * getting the program killed later by the OOM killer. */
 void *hak_os_map(size_t size) {
+    count(&counts.mmap);
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
@@ -26,6 +38,7 @@ void *hak_os_map_aligned(size_t size, size_t align) {
      * can fail under an address-space limit where the exact size would not). */
     uintptr_t hint = ((uintptr_t)p & ~(uintptr_t)(align - 1));
     if (hint != 0) {
+        count(&counts.mmap);
         void *q = mmap((void *)hint, size, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
         if (q == (void *)hint)
@@ -52,11 +65,18 @@ void *hak_os_map_aligned(size_t size, size_t align) {
 }
 
 void hak_os_unmap(void *p, size_t size) {
-    if (p != NULL && size != 0)
+    if (p != NULL && size != 0) {
+        count(&counts.munmap);
         munmap(p, size);
+    }
 }
 
-bool hak_os_purge(void *p, size_t size) { return size == 0 || madvise(p, size, MADV_DONTNEED) == 0; }
+bool hak_os_purge(void *p, size_t size) {
+    if (size == 0)
+        return true;
+    count(&counts.madvise);
+    return madvise(p, size, MADV_DONTNEED) == 0;
+}
 
 bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size) {
     if (new_size < old_size) {
@@ -65,10 +85,12 @@ bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size) {
     }
     /* mremap keeps one kernel mapping (which can still be moved later); a range made of several mappings
      * (the BigCache merges neighbours) cannot be resized by mremap, but it can be extended by a new one. */
+    count(&counts.mremap);
     if (mremap(p, old_size, new_size, 0) != MAP_FAILED)
         return true;
     uint8_t *end = (uint8_t *)p + old_size;
     size_t extra = new_size - old_size;
+    count(&counts.mmap);
     void *q =
         mmap(end, extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (q == (void *)end)
@@ -79,6 +101,7 @@ bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size) {
 }
 
 void *hak_os_move(void *p, size_t old_size, void *dst, size_t new_size) {
+    count(&counts.mremap);
     void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
     return q == MAP_FAILED ? NULL : q;
 }

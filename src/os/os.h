@@ -33,4 +33,10 @@ static inline bool hak_older_than(uint64_t now, uint64_t since, uint64_t delay) 
     return now >= since && now - since >= delay;
 }
 
+/* System calls made so far, process-wide (relaxed atomic counts: each costs far more than its count). */
+typedef struct hak_os_counts_s {
+    uint64_t mmap, munmap, mremap, madvise;
+} hak_os_counts_t;
+void hak_os_counts(hak_os_counts_t *out);
+
 #endif

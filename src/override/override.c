@@ -21,6 +21,21 @@
  * - valloc is page aligned; pvalloc also rounds the size up to whole pages, and pvalloc(0) is one page.
  * - malloc_usable_size(NULL) is 0; cfree is free (glibc keeps it as a compat symbol).
  *
+ * Introspection reports hakmem's own figures, for the whole process (every heap, as glibc sums its arenas);
+ * large blocks (above 256 KiB, each in its own mapping) play the part of glibc's mmapped chunks, so that, as
+ * with glibc, the bytes in use are uordblks + hblkhd:
+ * - mallinfo2(): arena = memory hakmem holds that may be resident, less the live large blocks (SuperSlabs,
+ *   cached SuperSlabs and cached large mappings not purged); uordblks = bytes of live blocks served from
+ *   slabs; fordblks = arena - uordblks (free blocks, free slabs, caches, headers); hblks / hblkhd = live
+ * large blocks and their bytes; keepcost = cached memory malloc_trim would give back now (committed cached
+ *   SuperSlabs and cached large mappings); usmblks = the peak of held bytes (glibc leaves it 0; it was the
+ *   high-water mark); ordblks, smblks and fsmblks are 0 (hakmem has no bins or fastbins).
+ * - mallinfo(): the same in int fields, each capped at INT_MAX (glibc's wrap around).
+ * - malloc_trim(pad): hak_collect(1) (pad is ignored: hakmem keeps no top pad); returns 1 if memory went back
+ *   to the OS during the call (an munmap or madvise), else 0.
+ * - malloc_stats(): hakmem's process statistics (the text of hak_stats_print) to stderr, written with
+ *   write(2) from a buffer on the stack: nothing is allocated, stdio is not used.
+ *
  * Ownership is decided here, by address: every chunk of hakmem's memory is marked in the region map, so a
  * pointer in a marked chunk is hakmem's (and reported by hakmem if it is not a live block: interior pointers,
  * double frees, freed large blocks). A pointer in an unmarked chunk goes to glibc's __libc_free /
@@ -32,11 +47,14 @@
  * allocation path; the first allocation initialises hakmem through hak_init (pthread_once, environ scan,
  * pthread_key_create, pthread_atfork). free() keeps errno, as glibc >= 2.33 and POSIX.1-2024 promise. */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdint.h>
+#include <string.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "bigcache/bigcache.h"
 #include "common/error.h"
 #include "common/region_map.h"
 #include "common/track.h"
@@ -45,6 +63,7 @@
 #include "os/os.h"
 #include "override/foreign.h"
 #include "override/override.h"
+#include "superslab/superslab.h"
 #include "tiny/tiny.h"
 
 #define HAK_OVERRIDE __attribute__((visibility("default")))
@@ -201,3 +220,76 @@ HAK_OVERRIDE size_t malloc_usable_size(void *p) {
 void *hak_override_malloc(size_t size) { return malloc(size); }
 void *hak_override_aligned_alloc(size_t alignment, size_t size) { return aligned_alloc(alignment, size); }
 void hak_override_free(void *p) { free(p); }
+/* ---- introspection: glibc's interfaces with hakmem's figures (the mapping is in the comment at the top)
+ * ---- */
+
+typedef struct info_s {
+    uint64_t arena, uordblks, fordblks, hblks, hblkhd, usmblks, keepcost;
+} info_t;
+
+static info_t info(void) {
+    info_t i;
+    memset(&i, 0, sizeof i);
+    hak_stats_t st;
+    st.size = sizeof st;
+    if (hak_heap_stats(NULL, &st) != 0)
+        return i;
+    uint64_t ss_count, ss_warm, big_entries, big_bytes, big_dirty;
+    hak_ss_cache_stats(&ss_count, &ss_warm);
+    hak_bigcache_stats(&big_entries, &big_bytes, &big_dirty);
+    i.hblks = st.large_blocks;
+    i.hblkhd = st.large_bytes;
+    i.arena = st.committed_bytes > st.large_bytes ? st.committed_bytes - st.large_bytes : 0;
+    i.uordblks = st.live_bytes - st.large_bytes;
+    i.fordblks = i.arena > i.uordblks ? i.arena - i.uordblks : 0;
+    i.usmblks = st.peak_held_bytes;
+    i.keepcost = ss_warm * HAK_SS_SIZE + big_dirty;
+    return i;
+}
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+HAK_OVERRIDE struct mallinfo2 mallinfo2(void) {
+    info_t i = info();
+    struct mallinfo2 m;
+    memset(&m, 0, sizeof m);
+    m.arena = i.arena;
+    m.hblks = i.hblks;
+    m.hblkhd = i.hblkhd;
+    m.usmblks = i.usmblks;
+    m.uordblks = i.uordblks;
+    m.fordblks = i.fordblks;
+    m.keepcost = i.keepcost;
+    return m;
+}
+#endif
+
+static int capped(uint64_t v) { return v > INT_MAX ? INT_MAX : (int)v; }
+
+HAK_OVERRIDE struct mallinfo mallinfo(void) {
+    info_t i = info();
+    struct mallinfo m;
+    memset(&m, 0, sizeof m);
+    m.arena = capped(i.arena);
+    m.hblks = capped(i.hblks);
+    m.hblkhd = capped(i.hblkhd);
+    m.usmblks = capped(i.usmblks);
+    m.uordblks = capped(i.uordblks);
+    m.fordblks = capped(i.fordblks);
+    m.keepcost = capped(i.keepcost);
+    return m;
+}
+
+HAK_OVERRIDE int malloc_trim(size_t pad) {
+    (void)pad;
+    hak_os_counts_t before, after;
+    hak_os_counts(&before);
+    hak_collect(1);
+    hak_os_counts(&after);
+    return after.munmap != before.munmap || after.madvise != before.madvise;
+}
+
+HAK_OVERRIDE void malloc_stats(void) {
+    int saved = errno;
+    hak_stats_write(2, NULL, 0);
+    errno = saved;
+}

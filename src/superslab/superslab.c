@@ -120,6 +120,7 @@ void hak_ss_purge_free_slabs(hak_superslab_t *ss) {
 static hak_lock_t ss_cache_lock = HAK_LOCK_INIT;
 static hak_list_t warm, cold;
 static size_t warm_count, cold_count;
+static uint64_t purged_count; /* SuperSlabs moved from warm to cold (read without the lock) */
 
 static hak_superslab_t *ss_of_link(hak_list_node_t *n) {
     return hak_list_entry_or_null(n, hak_superslab_t, link);
@@ -133,6 +134,7 @@ static void purge_to_cold(hak_superslab_t *ss) {
     ss->purged = 1;
     hak_list_push_front(&cold, &ss->link);
     cold_count++;
+    __atomic_store_n(&purged_count, purged_count + 1, __ATOMIC_RELAXED);
 }
 
 static void decay_locked(uint64_t now, bool force) {
@@ -160,10 +162,11 @@ static void header_reset(hak_superslab_t *ss) {
     ss->purged = 0;
 }
 
-hak_superslab_t *hak_ss_acquire(bool *resident) {
+hak_superslab_t *hak_ss_acquire(bool *resident, bool *mapped) {
     hak_lock(&ss_cache_lock);
     hak_superslab_t *ss = ss_of_link(hak_list_pop_front(&warm));
     *resident = ss != NULL;
+    *mapped = false;
     if (ss != NULL)
         warm_count--;
     else if ((ss = ss_of_link(hak_list_pop_front(&cold))) != NULL)
@@ -184,6 +187,7 @@ hak_superslab_t *hak_ss_acquire(bool *resident) {
     hak_region_set(ss, HAK_REGION_SUPERSLAB);
     /* No block is handed out yet: all of it is no-access. */
     hak_track_noaccess((uint8_t *)ss + HAK_SS_HEADER_SIZE, HAK_SS_SIZE - HAK_SS_HEADER_SIZE);
+    *mapped = true;
     return ss;
 }
 
@@ -217,6 +221,8 @@ void hak_ss_cache_stats(uint64_t *count, uint64_t *committed_count) {
     *committed_count = warm_count;
     hak_unlock(&ss_cache_lock);
 }
+
+uint64_t hak_ss_cache_purged(void) { return __atomic_load_n(&purged_count, __ATOMIC_RELAXED); }
 
 void hak_ss_fork_prepare(void) { hak_lock(&ss_cache_lock); }
 void hak_ss_fork_parent(void) { hak_unlock(&ss_cache_lock); }

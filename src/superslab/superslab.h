@@ -150,14 +150,16 @@ static inline bool hak_ss_is_empty(const hak_superslab_t *ss) {
 void hak_ss_purge_free_slabs(hak_superslab_t *ss);
 
 /* Global supply of SuperSlabs: reuses cached empty ones, else maps a new one. NULL with errno on failure.
- * *resident: its pages are still committed (a recently cached one), not fresh or purged. */
-hak_superslab_t *hak_ss_acquire(bool *resident);
+ * *resident: its pages are still committed (a recently cached one), not fresh or purged; *mapped: it was
+ * mapped just now (not taken from the cache). */
+hak_superslab_t *hak_ss_acquire(bool *resident, bool *mapped);
 /* Gives an empty SuperSlab (no live blocks) back to the global cache. */
 void hak_ss_release(hak_superslab_t *ss);
 /* Purges cached SuperSlabs: all of them if force, else those idle longer than the purge delay. */
 void hak_ss_cache_collect(bool force);
-/* Cache contents for statistics. */
+/* Cache contents for statistics, and how many cached SuperSlabs were purged so far. */
 void hak_ss_cache_stats(uint64_t *count, uint64_t *committed_count);
+uint64_t hak_ss_cache_purged(void);
 void hak_ss_fork_prepare(void);
 void hak_ss_fork_parent(void);
 void hak_ss_fork_child(void);

@@ -28,8 +28,10 @@ static bool slab_extend(hak_span_t *s) {
 }
 
 /* Makes s->free non-empty if the slab has any block to give; false if it is full. */
-static bool slab_refill(hak_span_t *s) {
-    hak_span_collect_remote(s);
+static bool slab_refill(hak_theap_t *th, hak_span_t *s) {
+    uint32_t remote = hak_span_collect_remote(s);
+    if (remote != 0)
+        hak_tiny_count(&th->counts.remote_frees, remote);
     if (s->free == NULL) {
         s->free = s->local_free;
         s->local_free = NULL;
@@ -65,11 +67,12 @@ void *hak_tiny_alloc_slow(hak_theap_t *th, unsigned cls) {
             return NULL;
         }
     }
+    hak_tiny_count(&th->counts.alloc_slow, 1);
     bool scanned_remote = false;
     for (;;) {
         hak_span_t *s = hak_avail_first(th, cls);
         while (s != NULL) {
-            if (slab_refill(s)) {
+            if (slab_refill(th, s)) {
                 if (s != hak_avail_first(th, cls)) {
                     hak_avail_remove(th, s);
                     hak_avail_push_front(th, s);

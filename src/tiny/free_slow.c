@@ -79,6 +79,7 @@ static bool double_free(const hak_theap_t *th, const hak_span_t *s, const hak_bl
 }
 
 void hak_tiny_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s, hak_block_t *b) {
+    hak_tiny_count(&th->counts.free_slow, 1);
     if (double_free(th, s, b))
         return;
     if (hak_tcache_push(th, s->cls, b))

@@ -72,8 +72,10 @@ static hak_superslab_t *adopt_one(hak_theap_t *th) {
         hak_unlock(&arena->lock);
         if (ss == NULL)
             return NULL;
-        if (adopt(th, ss))
+        if (adopt(th, ss)) {
+            hak_tiny_count(&th->counts.ss_adopted, 1);
             return ss;
+        }
     }
 }
 
@@ -114,15 +116,18 @@ static hak_span_t *span_best_fit(hak_theap_t *th, unsigned n, unsigned cls) {
 /* A SuperSlab from the global supply; out of memory or address space, the layer above drops its caches (the
  * BigCache's mappings) and the supply is tried once more. */
 static hak_superslab_t *acquire_superslab(hak_theap_t *th, bool *resident) {
-    hak_superslab_t *ss = hak_ss_acquire(resident);
+    bool mapped;
+    hak_superslab_t *ss = hak_ss_acquire(resident, &mapped);
     if (ss == NULL && th->arena->reclaim != NULL) {
         th->arena->reclaim();
-        ss = hak_ss_acquire(resident);
+        ss = hak_ss_acquire(resident, &mapped);
     }
+    if (ss != NULL)
+        hak_tiny_count(mapped ? &th->counts.ss_mapped : &th->counts.ss_reused, 1);
     return ss;
 }
 
-hak_span_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
+static hak_span_t *span_new(hak_theap_t *th, unsigned cls) {
     unsigned n = hak_span_slabs_for(cls), cost;
     size_t charge = (size_t)n * HAK_SLAB_SIZE;
     if (!charge_span(th, charge)) {
@@ -155,7 +160,15 @@ hak_span_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
     return span_carve(ss, hak_ss_find_span(ss, n, hak_class_size(cls), &cost), n, cls);
 }
 
+hak_span_t *hak_theap_span_new(hak_theap_t *th, unsigned cls) {
+    hak_span_t *s = span_new(th, cls);
+    if (s != NULL)
+        hak_tiny_count(&th->counts.spans_carved, 1);
+    return s;
+}
+
 bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s) {
+    hak_tiny_count(&th->counts.spans_released, 1);
     if (!(s->flags & HAK_SPAN_FULL))
         hak_avail_remove(th, s); /* full spans are on no list */
     hak_quota_uncharge(th->arena->quota, (size_t)s->span_slabs * HAK_SLAB_SIZE);
@@ -168,7 +181,9 @@ bool hak_theap_span_free(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s) {
 }
 
 bool hak_theap_span_settle(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s) {
-    hak_span_collect_remote(s);
+    uint32_t remote = hak_span_collect_remote(s);
+    if (remote != 0)
+        hak_tiny_count(&th->counts.remote_frees, remote);
     if (s->used == 0 && th->direct[s->cls] != s)
         return hak_theap_span_free(th, ss, s);
     if ((s->flags & HAK_SPAN_FULL) && s->free != NULL)

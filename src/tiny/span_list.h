@@ -42,10 +42,10 @@ static inline void hak_span_unfull(hak_theap_t *th, hak_span_t *s) {
         th->direct[s->cls] = s;
 }
 
-/* Moves blocks freed by other threads into the span's free list (owner only). */
-static inline void hak_span_collect_remote(hak_span_t *s) {
+/* Moves blocks freed by other threads into the span's free list (owner only); returns how many. */
+static inline uint32_t hak_span_collect_remote(hak_span_t *s) {
     if (__atomic_load_n(&s->thread_free, __ATOMIC_RELAXED) == NULL)
-        return;
+        return 0;
     hak_block_t *list = __atomic_exchange_n(&s->thread_free, NULL, __ATOMIC_ACQUIRE);
     uint32_t n = 1;
     hak_block_t *tail = list;
@@ -55,6 +55,7 @@ static inline void hak_span_collect_remote(hak_span_t *s) {
     s->free = list;
     hak_store_relaxed(&s->used, s->used - n);
     __atomic_fetch_sub(&s->remote_pending, n, __ATOMIC_RELAXED);
+    return n;
 }
 
 #endif

@@ -58,13 +58,16 @@ void hak_theap_abandon(hak_theap_t *th) {
     hak_tcache_flush(th);
     for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
         th->direct[c] = &hak_span_empty; /* lets settling retire every empty span */
+    /* Every SuperSlab is settled before any is handed to the arena: retiring a span takes it off th's class
+     * list, which writes the links of its neighbours there, spans of other SuperSlabs of th. Once a SuperSlab
+     * is abandoned another thread may adopt it and reset (and reuse) its spans' links, so after the first
+     * hand-over th must not touch its lists any more. */
+    hak_list_for_each_safe(l, next, &th->superslabs) settle_superslab(th, hak_ss_of_link(l));
+    for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
+        th->avail[c].first = th->avail[c].last = NULL; /* the spans' links are dead: adoption resets them */
+    /* What is left has live blocks: to the arena. */
     hak_list_for_each_safe(l, next, &th->superslabs) {
         hak_superslab_t *ss = hak_ss_of_link(l);
-        if (settle_superslab(th, ss))
-            continue;
-        /* Still has live blocks: hand it to the arena. Its spans leave th's lists (adoption resets the
-         * links).
-         */
         hak_lock(&arena->lock);
         hak_list_remove(&th->superslabs, &ss->link);
         ss->owner = NULL;
@@ -74,6 +77,7 @@ void hak_theap_abandon(hak_theap_t *th) {
     }
     hak_lock(&arena->lock);
     hak_list_remove(&arena->theaps, &th->link);
+    hak_tiny_counts_add(&arena->retired, &th->counts); /* in the same section: statistics see them once */
     hak_unlock(&arena->lock);
     hak_meta_free(th, sizeof *th);
 }
@@ -121,10 +125,11 @@ void hak_tiny_arena_settle_abandoned(hak_tiny_arena_t *arena) {
         (void)__atomic_exchange_n(&ss->remote_mask, 0, __ATOMIC_ACQ_REL); /* as in adopt (span.c) */
         unsigned i = 0;
         for (hak_span_t *s; (s = hak_ss_next_span(ss, &i)) != NULL;) {
-            hak_span_collect_remote(s);
+            arena->retired.remote_frees += hak_span_collect_remote(s);
             if (s->used == 0) {
                 hak_quota_uncharge(arena->quota, (size_t)s->span_slabs * HAK_SLAB_SIZE);
                 hak_ss_span_release(ss, s);
+                arena->retired.spans_released++;
             }
         }
         if (hak_ss_is_empty(ss)) {

@@ -26,15 +26,44 @@
 #include "superslab/superslab.h"
 #include "tiny/size_class.h"
 
+/* Event counters of the slab tier, off the fast paths. A thread heap's are written by its owner only (plain
+ * reads, relaxed stores) and read by statistics under the arena lock; the arena's hold those of exited thread
+ * heaps and the events of settling abandoned SuperSlabs (arena lock). */
+#define HAK_TINY_COUNT_FIELDS(X)                                                                             \
+    X(alloc_slow)     /* allocations that reached hak_tiny_alloc_slow */                                     \
+    X(free_slow)      /* owner frees out of line (hak_tiny_free_owner); other threads' are remote_frees */   \
+    X(remote_frees)   /* blocks freed by other threads and collected back into their span */                 \
+    X(spans_carved)   /* spans taken (hak_theap_span_new) */                                                 \
+    X(spans_released) /* empty spans given back to their SuperSlab */                                        \
+    X(ss_mapped)      /* SuperSlabs taken from the global supply that were mapped fresh */                   \
+    X(ss_reused)      /* ... that came from the cache of empty SuperSlabs */                                 \
+    X(ss_adopted)     /* abandoned SuperSlabs adopted */
+typedef struct hak_tiny_counts_s {
+#define HAK_TINY_COUNT_DECLARE(name) uint64_t name;
+    HAK_TINY_COUNT_FIELDS(HAK_TINY_COUNT_DECLARE)
+#undef HAK_TINY_COUNT_DECLARE
+} hak_tiny_counts_t;
+
+/* Adds n to a counter that only the calling thread writes. */
+static inline void hak_tiny_count(uint64_t *c, uint64_t n) { hak_store_relaxed(c, *c + n); }
+
+/* to += from, reading from with relaxed loads (its owner may be counting meanwhile). */
+static inline void hak_tiny_counts_add(hak_tiny_counts_t *to, const hak_tiny_counts_t *from) {
+#define HAK_TINY_COUNT_ADD(name) to->name += hak_load_relaxed(&from->name);
+    HAK_TINY_COUNT_FIELDS(HAK_TINY_COUNT_ADD)
+#undef HAK_TINY_COUNT_ADD
+}
+
 typedef struct hak_tiny_arena_s {
     hak_quota_t *quota;    /* charged 64 KiB per slab of every span taken */
     void (*reclaim)(void); /* out of memory or address space: the layer above drops what it caches */
     /* A placeholder allocates: the calling thread's real thread heap (NULL when out of memory). */
     struct hak_theap_s *(*first_use)(void);
-    hak_lock_t lock;        /* protects the two lists below and each thread heap's `superslabs` list */
-    hak_list_t theaps;      /* hak_theap_t.link */
-    hak_list_t abandoned;   /* SuperSlabs of exited threads (hak_superslab_t.link) */
-    size_t abandoned_count; /* atomic: adoption looks at it without the lock */
+    hak_lock_t lock;           /* protects the two lists below and each thread heap's `superslabs` list */
+    hak_list_t theaps;         /* hak_theap_t.link */
+    hak_list_t abandoned;      /* SuperSlabs of exited threads (hak_superslab_t.link) */
+    size_t abandoned_count;    /* atomic: adoption looks at it without the lock */
+    hak_tiny_counts_t retired; /* exited thread heaps' counts, and settling abandoned SuperSlabs (lock) */
 } hak_tiny_arena_t;
 
 typedef struct hak_theap_s {
@@ -47,8 +76,9 @@ typedef struct hak_theap_s {
     hak_list_t avail[HAK_CLASS_COUNT];   /* spans with free blocks (or room to extend), direct first */
     hak_list_t superslabs;               /* owned SuperSlabs (arena lock) */
     hak_tiny_arena_t *arena;
-    uintptr_t tid;        /* the owner's hak_thread_id(); 0 for a placeholder */
-    hak_list_node_t link; /* in arena->theaps */
+    uintptr_t tid;            /* the owner's hak_thread_id(); 0 for a placeholder */
+    hak_list_node_t link;     /* in arena->theaps */
+    hak_tiny_counts_t counts; /* last: the fast paths' fields keep their offsets */
 } hak_theap_t;
 
 /* A cheap per-thread identity: the address of a thread-local byte. */

@@ -291,6 +291,9 @@ static void test_stats_versioned_struct(void **state) {
                       offsetof(hak_stats_t, classes),
                       offsetof(hak_stats_t, classes) + 5,
                       offsetof(hak_stats_t, classes) + sizeof(hak_class_stats_t) * 3,
+                      offsetof(hak_stats_t, held_bytes), /* a caller built before the appended fields */
+                      offsetof(hak_stats_t, alloc_slow),
+                      offsetof(hak_stats_t, madvise_calls),
                       sizeof(hak_stats_t) - 1,
                       sizeof(hak_stats_t),
                       sizeof(hak_stats_t) + 100};
@@ -319,10 +322,60 @@ static void test_stats_versioned_struct(void **state) {
     hak_heap_destroy(h);
 }
 
+/* The peak of held bytes is kept where the quota is charged: 72 MB live, then freed, leaves a peak of at
+ * least 72 MB in the heap's statistics and the process's, without any statistics walk while the blocks lived.
+ */
+static void peak_after(hak_heap_t *h, size_t block, size_t total) {
+    size_t n = (total + block - 1) / block;
+    void **blocks = malloc(n * sizeof *blocks);
+    assert_non_null(blocks);
+    for (size_t i = 0; i < n; i++) {
+        blocks[i] = hak_heap_alloc(h, block);
+        assert_non_null(blocks[i]);
+        memset(blocks[i], 1, 64);
+    }
+    for (size_t i = 0; i < n; i++)
+        hak_free(blocks[i]);
+    free(blocks);
+    hak_stats_t st, proc;
+    ht_get_stats(h, &st);
+    ht_get_stats(NULL, &proc);
+    assert_int_equal(st.live_blocks, 0);
+    if (st.peak_held_bytes < total || proc.peak_held_bytes < total)
+        fail_msg("blocks of %zu B, %zu bytes live then freed: peak held %llu (heap), %llu (process)", block,
+                 total, (unsigned long long)st.peak_held_bytes, (unsigned long long)proc.peak_held_bytes);
+    assert_true(st.held_bytes < st.peak_held_bytes);
+    assert_true(proc.held_bytes <= proc.peak_held_bytes);
+    assert_true(st.peak_live_bytes <= st.peak_held_bytes); /* walks only saw what was held */
+}
+
+static void test_stats_peak_held(void **state) {
+    (void)state;
+    const size_t total = 72 * 1000 * 1000;
+    hak_heap_t *h = hak_heap_create(&(hak_heap_options_t){0, "peak-small"});
+    assert_non_null(h);
+    hak_stats_t st;
+    ht_get_stats(h, &st);
+    assert_int_equal(st.held_bytes, 0);
+    assert_int_equal(st.peak_held_bytes, 0);
+    peak_after(h, 4000, total); /* slab blocks */
+    hak_heap_destroy(h);
+    h = hak_heap_create(&(hak_heap_options_t){0, "peak-large"});
+    assert_non_null(h);
+    peak_after(h, (size_t)1 << 20, total); /* large blocks */
+    hak_heap_destroy(h);
+    /* a destroyed heap's held bytes leave the process total; its peak stays in the process peak */
+    hak_stats_t proc;
+    ht_get_stats(NULL, &proc);
+    assert_true(proc.peak_held_bytes >= total);
+    assert_true(proc.held_bytes < total);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_known_set),
         cmocka_unit_test(test_stats_versioned_struct),
+        cmocka_unit_test(test_stats_peak_held),
         cmocka_unit_test(test_stats_cross_thread_free_owner_alive),
         cmocka_unit_test(test_stats_cross_thread_free_by_other),
     };

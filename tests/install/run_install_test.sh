@@ -42,6 +42,9 @@ for f in include/hakmem/hakmem.h include/hakmem/hakmem_new_delete.h \
          share/doc/hakmem/LICENSE share/doc/hakmem/CHANGELOG.md; do
     [[ -e $prefix/$f ]] || fail "missing installed file $f"
 done
+# The reference: hakmem(3) under the man directory (share/man/man3 unless configured otherwise) and API.md.
+[[ -n $(find "$prefix" -path '*/man3/hakmem.3') ]] || fail "missing installed man page man3/hakmem.3"
+[[ -n $(find "$prefix" -path '*/doc/hakmem/API.md') ]] || fail "missing installed doc/hakmem/API.md"
 
 step "exported symbols of libhakmem.so"
 if command -v nm >/dev/null; then

@@ -20,11 +20,12 @@ static int failures;
         }                                                                                                    \
     } while (0)
 
-static int aligned(const void *p, size_t a) {
-    return ((uintptr_t)p & (a - 1)) == 0;
-}
+static int aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 
 int main(void) {
+    /* the installed library is the installed header's */
+    CHECK(hak_version_number() == HAKMEM_VERSION_NUMBER);
+    CHECK(hak_version() != NULL && strlen(hak_version()) >= 5);
     /* default heap */
     char *p = hak_alloc(100);
     CHECK(p != NULL);

@@ -1,0 +1,3 @@
+#include "common/quota.h"
+
+hak_quota_t hak_quota_all;
