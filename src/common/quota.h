@@ -29,11 +29,25 @@ static inline void hak_quota_raise_peak(size_t *peak, size_t now) {
 }
 
 /* Charges bytes; false (nothing charged) if that would pass the limit. */
+/* Test hook, called when a charge is refused (tests define it to let another thread charge meanwhile). */
+void hak_test_hook_quota_refused(void);
+
+/* With a limit, a compare-and-swap adds only what fits: adding first and taking back a refused charge let
+ * concurrent charges that fit fail while the refused one was counted. */
 static inline bool hak_quota_charge(hak_quota_t *q, size_t bytes) {
-    size_t now = __atomic_add_fetch(&q->held, bytes, __ATOMIC_RELAXED);
-    if (q->limit != 0 && now > q->limit) {
-        __atomic_sub_fetch(&q->held, bytes, __ATOMIC_RELAXED);
-        return false;
+    size_t now;
+    if (q->limit == 0) {
+        now = __atomic_add_fetch(&q->held, bytes, __ATOMIC_RELAXED);
+    } else {
+        size_t held = __atomic_load_n(&q->held, __ATOMIC_RELAXED);
+        do {
+            if (bytes > q->limit || held > q->limit - bytes) {
+                hak_test_hook_quota_refused();
+                return false;
+            }
+            now = held + bytes;
+        } while (
+            !__atomic_compare_exchange_n(&q->held, &held, now, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
     }
     hak_quota_raise_peak(&q->peak, now);
     hak_quota_raise_peak(&hak_quota_all.peak,
