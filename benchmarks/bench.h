@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench.h: the small shared part of the benchmark programs: options, a seeded RNG, timing, touching memory,
  * and the result line.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_launch: run a program and report its resource usage (used by run_benchmarks.py).
  *
  *   bench_launch [-p LIBRARY] <program> [args...]

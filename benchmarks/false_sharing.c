@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* false_sharing: cache-thrash (active) and cache-scratch (passive) in the style of Hoard's benchmarks.
  *
  * --mode active: each of T threads repeatedly allocates a small object (--size bytes), writes every byte of it

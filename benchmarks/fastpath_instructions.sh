@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Instructions per malloc+free pair (16..511 B) under each allocator, counted with callgrind (repeatable,
 # unlike timings on a shared machine). Usage: fastpath_instructions.sh <build-dir>
 set -euo pipefail

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fastpath_pair: the malloc+free pair of 16..511 B blocks, for counting instructions with callgrind.
  *
  * Run it twice with different --ops under `valgrind --tool=callgrind` and divide the difference of the total

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fragmentation: mixed-size stress with many live objects, to measure peak RSS against live bytes.
  *
  * Each of --threads threads (default 1) runs --rounds rounds on its share of --peak bytes. A round allocates

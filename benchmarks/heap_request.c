@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* heap_request: a private heap per request, thrown away with one call, against freeing block by block.
  *
  * Each of --requests requests allocates --blocks blocks of log-uniform random size in [--min, --max] (every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* large_blocks: allocate, touch and free large blocks (64 KiB to 64 MiB by default).
  *
  * A few slots (--slots) hold live blocks. Each operation picks a slot at random, frees its block if it has

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* larson: a server simulation in the style of Larson and Krishnan's benchmark.
  *
  * T chains run at once. A chain owns an array of --blocks blocks of random size in [--min, --max] (filled by

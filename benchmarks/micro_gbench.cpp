@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // micro_gbench: Google Benchmark micro-benchmarks of hakmem's C API.
 //
 //   BM_hak_alloc_free/<size>     hak_alloc + hak_free of one block, for every size class (16 B .. 256 KiB)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* prodcons: producer-consumer, every block freed by another thread than the one that allocated it.
  *
  * P producer threads allocate blocks of random size in [--min, --max], write their first and last byte, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* random_mixed: the original HAKMEM headline workload, on plain malloc/free.
  *
  * A ring of W slots. Each step picks a slot at random; if the slot holds a block it is freed, otherwise a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* realloc_growth: grow buffers by small steps up to a large size with realloc.
  *
  * --buffers buffers grow side by side (so that at most one of them can sit at the end of the heap), each by

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """hakmem's benchmark runner: every workload under hakmem, glibc, mimalloc, jemalloc and tcmalloc.
 
 Runs each workload program (benchmarks/*.c, plain malloc/free) under every allocator found, through

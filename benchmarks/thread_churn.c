@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* thread_churn: many short-lived threads that allocate, hand some blocks on, and exit.
  *
  * --threads threads are started in total, at most --concurrency at a time (a sliding window: thread i is

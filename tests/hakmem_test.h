@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hakmem_test.h: the one helper header of hakmem's tests. Header-only; every name starts with ht_ or HT_.
  *
  * Standalone part (the C library only):

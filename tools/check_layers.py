@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Include-order check: the folders under src/ are layers, and includes only point down.
 
 The order comes from docs/ARCHITECTURE.md, its single source of truth: the first Markdown table after the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Renders a man page with man -l and fails on any warning (or if it does not render). Exits 77 (ctest skip)
 # when man is not installed. Usage: tools/check_man_page.sh <page> <expected title>
 set -u

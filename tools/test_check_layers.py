@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Self-test of tools/check_layers.py: runs it on small fake trees built in a temporary directory.
 
 Run: python3 tools/test_check_layers.py   (CTest: layers_selftest). Python 3 standard library only.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Finds the allocators to compare: hakmem (the override library), glibc (nothing preloaded), the installed
 peers, and any --with NAME=LIB.so."""
 import glob

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """SVG bar charts drawn by gnuplot (skipped when gnuplot is not installed): median time per case for each
 workload, and the summary's geomean ratios per workload."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Number formats shared by the progress lines and the report."""
 
 

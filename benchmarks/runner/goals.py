@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The verdicts under the summary table: evaluates whatever goals benchmarks/workloads.json lists.
 
 A goal group has a title, a subject (the allocator judged), optionally not_peers (allocators that are not the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Runs one benchmark program, through bench_launch when there is one (it forks the program and reports the
 program's own wait4 rusage, see bench_launch.c), with a timeout, and reads its RESULT line."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Facts about the machine and the source tree, for the report's header."""
 import os
 import platform

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Reporting: assembles report.md (header, summary, verdicts of the goals, failures, per-workload tables,
 micro-benchmarks), writes it with runs.csv (every run) and summary.csv (medians), draws the charts, and prints
 the report."""

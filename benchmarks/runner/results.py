@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What a run produced: the runs of every (workload, case, column) cell, the runs in the order they ran, and the
 Google Benchmark numbers."""
 import math

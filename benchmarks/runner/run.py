@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Running: the plan (allocators, workloads, programs, launcher), then every case under every column,
 repetition by repetition, the columns interleaved (rotating which goes first) to spread noise, then the
 Google Benchmark micro-benchmarks. Prints a progress line per case and repetition."""

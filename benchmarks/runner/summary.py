@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The ratios the report is built on: per workload, the geometric mean over its cases of each column's median
 (time, peak RSS) over the reference column's, counting only the cases where both ran cleanly; and the
 geometric mean of those over the preload workloads."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The report's Markdown: per workload a table of median times and one of peak RSS and page faults (each with a
 geomean row), the summary table, the failures, and the Google Benchmark table."""
 import statistics

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Reads benchmarks/workloads.json: the settings of each mode, the workloads with their cases for one mode, and
 the goals the report checks. Format: docs/BENCHMARKS.md, "How the runner is organised; adding a workload"."""
 import json

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hakmem: a general-purpose memory allocator with first-class private heaps. The reference manual of every
  * function, the options and the statistics is docs/API.md (and the man page hakmem(3)).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The public allocation API: routes each call by size (slab classes or large blocks) and by the region map
  * for pointers. Bad input fails with errno, misuse of pointers is reported. */
 #include <errno.h>

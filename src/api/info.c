@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Version and options from code: hak_version, hak_option_get, hak_option_set. A change takes effect at once:
  * lowering a cache bound or the purge delay runs one pass of that cache's decay right away. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "bigcache/bigcache.h"
 
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* BigCache: freed large mappings kept for reuse, so their resident pages serve the next large blocks
  * instead of faulting in fresh ones (page faults are the dominant cost of large blocks).
  *

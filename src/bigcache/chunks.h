@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The large tier's mappings and the region map. Large mappings (live blocks' and cached ones') are whole,
  * 2 MiB-aligned chunks, and every one of their chunks is marked in the region map for as long as the tier
  * holds it: the chunk holding a header as LARGE, LARGE_FAR or CACHED, every other chunk as LARGE_INNER. So a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "bigcache/large.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Large blocks (above the slab classes): each lives in its own mapping of whole 2 MiB chunks, 2 MiB aligned,
  * with a header at the mapping's base, so freed mappings can be split and merged by the BigCache. The region
  * map finds the header: for ordinary large blocks it is at the base of the block's chunk (kind LARGE); for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "bigcache/size_table.h"
 
 #include "common/meta.h"

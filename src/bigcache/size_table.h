@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The BigCache's index: a hash table from a size key (a chunk count) to the head of a chain of cached
  * entries. Open addressing with linear probing and Fibonacci (multiplicative) hashing; it grows at 3/4 load
  * from 16 slots and shrinks below 1/8, so its size follows its content. Slots come from the metadata

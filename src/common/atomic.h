@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Relaxed accessors for fields that one thread writes and others may read (statistics, remote-free checks).
  * On x86-64 and aarch64 they compile to plain loads and stores, but keep the code free of data races. */
 #ifndef HAKMEM_COMMON_ATOMIC_H

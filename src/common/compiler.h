@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Compiler helpers shared by every layer. */
 #ifndef HAKMEM_COMMON_COMPILER_H
 #define HAKMEM_COMMON_COMPILER_H

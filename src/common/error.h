@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error reports for misuse (foreign or interior pointers, double frees): written to stderr with write(2),
  * naming the pointer, then abort unless HAKMEM_ON_ERROR=warn. */
 #ifndef HAKMEM_COMMON_ERROR_H

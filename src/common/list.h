@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One intrusive doubly linked list for all of hakmem's metadata lists (spans with free blocks, SuperSlabs of
  * a thread heap, abandoned and cached SuperSlabs, thread heaps, large blocks, BigCache entries).
  *

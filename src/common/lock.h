@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Locks for the slow paths (registry, heap lists, caches). Plain pthread mutexes, never recursive: a path
  * that would take a lock twice is a bug in the lock order, and an error-checking build would say so.
  *

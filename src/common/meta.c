@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "common/meta.h"
 
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal metadata allocator (thread heaps, heap objects, per-thread slot tables). It must not use malloc,
  * so it carves zeroed objects from its own mappings; freed objects are kept on per-size lists for reuse. */
 #ifndef HAKMEM_COMMON_META_H

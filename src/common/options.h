@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Options: HAKMEM_* environment variables read once at initialisation without allocating, and read and set
  * from code afterwards (hak_option_get / hak_option_set, api/info.c). Each option is one atomic variable:
  * code on any thread reads it with a plain-looking load (a plain mov on x86-64), and a change made at run

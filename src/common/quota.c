@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "common/quota.h"
 
 hak_quota_t hak_quota_all;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Quota: the memory one heap may hold from the OS. The heap embeds one and hands a pointer to every tier
  * below it, so spans and large blocks are charged without the tiers knowing what a heap is. Charging happens
  * when a span or a large mapping is taken, never on the fast paths.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Region map: one byte per 2 MiB chunk of the user address space says whether hakmem owns the chunk and how
  * to find the metadata of a pointer in it. `hak_free` rejects foreign pointers with one load. The table is
  * zero-initialised .bss, so the kernel only backs the pages that ever get a non-zero entry. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-process secrets from the kernel, taken once at initialisation (before any free list exists), for the
  * encoding of links stored in freed memory and the check words of metadata that lives next to user data. A
  * write that does not know them cannot make a link or a header that passes its check. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tracking for memory checkers: tells Valgrind memcheck (cmake -DHAKMEM_VALGRIND=ON) or AddressSanitizer
  * (-DHAKMEM_ASAN=ON, in a build with -fsanitize=address) which bytes of hakmem's memory a program may touch,
  * so that overflows, uses after free or after hak_heap_destroy, and (memcheck only) leaks of hakmem's blocks

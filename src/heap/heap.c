@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Heap registry, create and destroy, process initialisation and fork safety. */
 #include "heap/heap.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Heaps: the user's hak_heap_t. A heap is a name, a quota, the slab tier's arena (its thread heaps and
  * abandoned SuperSlabs, tiny/theap.h) and its set of large blocks (bigcache/large.h); plus the registry of
  * live heaps, each thread's lookup of its thread heap for a heap, thread exit and fork.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Statistics, gathered by walking metadata under the heap locks: nothing is counted on the fast paths. The
  * event counters are kept where the events happen, all of them on slow paths (the slab tier's per thread
  * heap, the large-block set's, the SuperSlab cache's, the BigCache's, the OS layer's), and summed here. */

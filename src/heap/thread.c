@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Each thread's thread heaps: the lookup slots of private heaps, creation on first use, and thread exit. */
 #include <pthread.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hak_heap_visit: calls back with every live block of a heap.
  *
  * A slab block is live if it was carved and is on none of the lists that hold free blocks: its span's free,

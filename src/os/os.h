@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OS layer: the only place that talks to mmap/munmap/madvise/mremap. Never calls malloc. */
 #ifndef HAKMEM_OS_OS_H
 #define HAKMEM_OS_OS_H

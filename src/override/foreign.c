@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Foreign pointers in the override (see foreign.h). */
 #include "override/foreign.h"
 

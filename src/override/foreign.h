@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pointers outside hakmem's memory that reach the override's entry points. The region map marks every chunk
  * of hakmem's memory (SuperSlabs, and every chunk of every large mapping, live or cached), so a pointer in an
  * unmarked chunk is never hakmem's. It may be glibc's own: memory glibc's malloc handed out before the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The malloc family on top of hakmem's default heap, built into
  * - libhakmem_override.so (hakmem::override): `LD_PRELOAD=/path/libhakmem_override.so program`, or linked
  *   into a program ahead of libc;

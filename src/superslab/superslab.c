@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "superslab/superslab.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SuperSlabs: 2 MiB-aligned regions carved into 32 slabs of 64 KiB. The header at the start of the region
  * holds one descriptor per slab; a span of several slabs (for mid sizes) is described by its first
  * descriptor, and the others point back to it. A SuperSlab belongs to one thread heap at a time; when that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Allocation slow path for slab classes: refill the current slab from its other lists, extend it lazily,
  * look for another slab of the class, collect remote frees, or take a new span. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A free block's first 16 bytes: the link to the next free block, encoded with a per-process secret, and a
  * check word, the encoded link xor a second secret. The smallest block is 16 bytes, so every block has room
  * for both.

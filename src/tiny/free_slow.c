@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Free slow path for slab classes: validation and error reports, aligned (interior) pointers, frees into
  * full slabs, frees from other threads, and retiring slabs that became empty. */
 #include <string.h>

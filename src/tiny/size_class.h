@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Size classes and their span sizes. Every block size is a multiple of 16: steps of 16 B up to 128 B, then
  * four classes per doubling (160, 192, 224, 256, 320, ...) up to HAK_SLAB_MAX_SIZE. The "tiny" classes (up to
  * 8 KiB) have a thread cache; the mid ("pool") classes above them use the same spans and fast paths, in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Span supply for thread heaps: placement (best fit), adoption of abandoned SuperSlabs, the purge of
  * scattered free slabs, retiring empty spans, and collecting remote frees. */
 #include "tiny/span.h"

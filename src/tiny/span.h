@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Span supply for thread heaps (tiny-internal): new spans by best fit over the owned SuperSlabs, then from
  * adopted or new SuperSlabs; empty spans given back; remote frees collected where the SuperSlabs flag them.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A thread heap's per-class lists of spans with free blocks, and the collection of a span's remote frees.
  * Owner thread only. */
 #ifndef HAKMEM_TINY_SPAN_LIST_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Thread cache: its per-class limits, and the flush that returns cached blocks to their spans. */
 #include "tiny/tcache.h"
 

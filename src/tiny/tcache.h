@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The thread cache: a short per-class LIFO of blocks the owner thread freed, in front of the spans. The next
  * allocation of the class takes the block freed last, still in the CPU cache, instead of the head of the
  * current slab's list (a block freed long ago, a cache miss), and most allocations and frees never reach

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Thread heaps and tiny arenas: creation, thread exit (abandon), heap destroy (release all), hak_collect, and
  * settling the abandoned SuperSlabs that nobody owns. */
 #include "tiny/theap.h"

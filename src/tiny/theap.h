@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Thread heaps and tiny arenas: the owners of spans.
  *
  * A tiny arena is the slab tier's share of one heap: the quota its spans are charged to, the thread heaps

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fast paths for every block served from slabs (tiny and pool classes): pop from the thread cache, else from
  * the current slab of the thread heap; an owner free pushes onto the thread cache, else (full, or a pool
  * class) onto the slab's local list. Everything else is in the slow paths. */

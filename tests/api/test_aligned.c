@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Aligned allocation: alignments 1 B .. 2 MiB times sizes of every tier (aligned, usable >= size, owned by
  * the default heap, intact, realloc'd with the content kept); many small aligned blocks live at once; the
  * matrix of alignments 16 B .. 4 MiB times sizes from every tier (0, 1, small, the 8 KiB edge, mid, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The allocation contract on the default heap (hak_alloc, hak_calloc, hak_usable_size, hak_heap_of):
  * hak_alloc(0) gives distinct 16-byte aligned blocks; NULL is handled by hak_free, hak_usable_size,
  * hak_heap_of and hak_realloc; every block up to 8 MiB is 16-byte aligned with usable >= requested, writable

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cross-thread frees: after blocks allocated by an exited thread are freed by another, the statistics count
  * none of them live; producer/consumer pairs through rings; blocks freed by another thread or by main after
  * their thread exited, and main allocating the same mix afterwards; threads swapping blocks through shared

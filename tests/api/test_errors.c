@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Errors and bad input: sizes near SIZE_MAX and PTRDIFF_MAX (or too large for the address space) and calloc
  * products that overflow fail with ENOMEM on every entry point (also a private heap's) and leave live blocks
  * and the statistics untouched, a failed realloc keeps the block, invalid alignments fail with EINVAL and too

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The completions of the API: strdup and strndup (default heap and private heaps), aligned calloc and aligned
  * realloc (the alignment kept across sizes and tiers), and the zeroing realloc. (Visiting a heap and
  * hak_heap_contains: heap/test_visit.c.) */

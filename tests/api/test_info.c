@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The library's version (hak_version, hak_version_number, against the CMake project version), the options
  * from code (hak_option_get / hak_option_set: values, errors, effects at run time, from many threads at
  * once), and HAKMEM_VERBOSE. Children run with extra environment variables and their stderr captured. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Memory pressure: under a small RLIMIT_AS (a child process) every tier fails cleanly with ENOMEM, earlier
  * blocks stay intact, a failed realloc keeps the block, allocation works again after frees (with
  * hak_collect(1) where the BigCache holds the address space), and a block of exactly the whole chunks left

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Impossible sizes fail like glibc's: a request that the kernel's overcommit policy refuses (larger than the
  * machine's memory and swap, under the default heuristic or strict mode) returns NULL with ENOMEM at once,
  * for every large-block entry point, instead of a pointer the OOM killer collects later. Earlier blocks are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* realloc across the tiers: growth 1 B -> 4 MiB and back and big jumps between tiers keep the content;
  * realloc(p, 0) gives a freeable block; a size within the usable size returns p itself; walks from 1 B to
  * 64 MiB and back by factors of 1.5 with +1/-1 steps around the tier and class edges, on the default heap

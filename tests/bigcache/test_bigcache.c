@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* BigCache (docs/ARCHITECTURE.md, "Large blocks and the BigCache"): freed large mappings are whole 2 MiB
  * chunks kept for reuse. Checked here: an exact chunk-count hit returns the same mapping; a larger entry is
  * split (head returned, the rest cached); a smaller one is grown, first by merging the cached entries right

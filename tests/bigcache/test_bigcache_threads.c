@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The BigCache under concurrent use: three threads allocate, realloc (within and across mappings) and free
  * large blocks of marked content while another thread collects (hak_collect, forced every eighth time) and
  * reads the statistics; no block is damaged, the cache stays within its default bound, and afterwards no

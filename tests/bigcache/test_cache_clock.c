@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The caches never evict by age what is younger than the purge delay (a race of the footprint issue). The
  * BigCache and the SuperSlab cache read the clock before taking their lock; an entry linked by another thread
  * in between carries a later time than the "now" of the first thread, which then took the unsigned difference

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Large mappings own their chunks whole, and the region map marks every one of them, for as long as the large
  * tier holds them (live or cached). So no foreign mapping can share a chunk with a large block (before, a
  * block aligned to 2 MiB or more had a page-granular mapping whose first and last chunks the kernel shared

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Large blocks (above 256 KiB; docs/ARCHITECTURE.md, "Large blocks and the BigCache"): at every size edge
  * from 256 KiB to 64 MiB and at the page and chunk edges, a block sits 64 bytes into a 2 MiB-aligned mapping
  * of whole chunks, its usable size is exact and tight (it ends on a page end), the statistics count it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_api.c: a libFuzzer harness over hakmem's public API (include/hakmem/hakmem.h).
  *
  * The input is a sequence of operations: one opcode byte each, then its argument bytes (missing bytes read as

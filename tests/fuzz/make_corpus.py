@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes the seed corpus of fuzz_api (tests/fuzz/corpus/): small inputs that reach every operation and tier.
 
 The input format (fuzz_api.c): byte 0 chooses the cleanup order (bit 0: destroy the heaps first); then

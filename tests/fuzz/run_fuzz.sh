@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The ctest fuzz_api: runs every file of regressions/ once, then fuzzes for <seconds> from a fresh copy of the
 # seed corpus (0 seconds: runs the corpus once instead). Fails if the fuzzer finds anything; the input that
 # failed is left in <work>/artifacts/.

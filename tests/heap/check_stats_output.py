@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Checks hak_stats_print output of stats_print (see stats_print.c).
 
 usage: check_stats_output.py <stats_print> json|json-heap|text|exit|exit-off|peak

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helper program for check_stats_output.py: allocates a known set, then prints hak_stats_print output.
  *   stats_print json   -> JSON on stdout
  *   stats_print json-heap -> the private heap's JSON (hak_heap_stats_print) on stdout

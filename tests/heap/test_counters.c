@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Event counters of hak_stats_t against known workloads: large blocks and the BigCache, spans carved and
  * released, SuperSlabs, slow paths, remote frees (another thread frees, the owner collects), system calls,
  * and the counts of a destroyed heap kept in the process totals. (The JSON output of the counters:

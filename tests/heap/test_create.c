@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Creating heaps and the edge cases of the heap functions: hak_heap_of is NULL for NULL, the stack, static
  * data, code, a glibc block and our own mapping; the default heap is the same from every thread, is named
  * "default", and hak_heap_destroy(NULL) / hak_heap_destroy(default) leave it and its blocks alone; a heap

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hak_heap_destroy: with live blocks in every tier from several threads (idle ones and exited ones), memory
  * goes back, the threads keep working afterwards, and create/destroy cycles keep the mappings flat. */
 #include "hakmem_test.h"

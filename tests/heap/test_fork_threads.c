@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fork: the thread heaps of threads that do not survive fork() give up their SuperSlabs in the child (a race
  * of the footprint issue). The C library reuses a dead thread's stack, and so its TLS, for a new thread of
  * the child, whose thread id (the address of a TLS byte) then equals the dead thread's: it took over that

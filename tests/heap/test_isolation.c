@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Isolation of private heaps, single thread: interleaved allocations of two heaps in every tier never share
  * a 64 KiB slab or a 2 MiB chunk, hak_heap_of names the right heap, and each heap's statistics (live blocks
  * and bytes, large blocks, per-class counts) match what it holds, also after frees; a heap never gets slabs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Heap quotas (limit_bytes): the charged memory (64 KiB per slab of each span; header + usable bytes of a
  * large block, not the 2 MiB rounding of its mapping) never exceeds the limit, the limit is reachable,
  * failures are NULL + ENOMEM and harm nothing, other heaps are not affected, realloc within a large block's

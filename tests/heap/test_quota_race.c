@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A charge that does not fit never makes one that fits fail (a race of the footprint issue): the quota used
  * to add first and check after, so while a too-large request was briefly charged, concurrent requests that
  * fit failed with ENOMEM (134,552 of 265,448 in one run of the issue's reproducer). Deterministic: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Statistics: exact counts for a known allocation set, after cross-thread frees, the versioned struct
  * (a smaller `size` fills only that prefix), and the process totals. (The default heap's counts after frees
  * by other threads: api/test_cross_thread.c; the printed statistics: stats_print.c and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private heaps used from many threads: shared-heap allocation with cross-thread frees, realloc keeping the
  * heap across tiers and threads, and a stress run with producers, consumers and threads that exit while
  * their blocks are still live. */

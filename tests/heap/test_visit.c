@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hak_heap_visit and hak_heap_contains: every live block of a heap is visited once with its usable size, and
  * no free one (in a thread cache, on a span's lists, freed by another thread, in the BigCache); blocks of
  * exited threads; a visitor that stops, allocates, frees or asks for statistics; other threads allocating in

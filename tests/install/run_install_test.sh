@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install test: install the built tree into a scratch prefix, then build and run a consumer project against it
 # through find_package(hakmem CONFIG) (C: shared and static targets; C++11 and C++17: hakmem::hakmem with
 # hakmem/hakmem_new_delete.h, hakmem::override, hakmem::override_static), through pkg-config (C), and by hand

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs a command with LD_PRELOAD=<override library> and HAKMEM_SHOW_STATS=1. Passes when the command exits 0
 # and hakmem printed its statistics at exit (which proves the preload took effect and that the statistics
 # destructor works under the preload).

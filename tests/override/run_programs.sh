@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Real programs on the override: runs one scenario twice in the same scratch folder, first without and then
 # with LD_PRELOAD=<override library> (and HAKMEM_SHOW_STATS=1), and requires that both runs exit 0, print the
 # same standard output, and that the preloaded run printed hakmem's statistics (the preload took effect).

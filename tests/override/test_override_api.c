@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Edge cases of the malloc family as the override defines them, called through the real symbols.
  *
  * Built twice: as a plain program run under LD_PRELOAD=libhakmem_override.so (hakmem's API is then looked up

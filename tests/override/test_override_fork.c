@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fork() under the override: worker threads allocate and free (small, mid and large blocks, handing blocks to
  * each other through shared slots) while the main thread forks again and again. Every child checks the blocks
  * it inherited, frees some of them (including blocks of threads that do not exist in the child), allocates,

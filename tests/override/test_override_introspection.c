@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* glibc's introspection interfaces as the override defines them, with hakmem's figures: mallinfo2 and
  * mallinfo against known workloads (10 MB live in blocks served from slabs: uordblks; in large blocks: hblks
  * and hblkhd; less after the frees), malloc_trim (1 when it gave memory back), malloc_stats (hakmem's

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the security tests against another hakmem tree (its public headers, libhakmem.a and
 # libhakmem_override.so: for instance a tree from before the hardening) and runs them, printing for every test
 # whether it passed and, if not, the first thing that went wrong. A security test must fail there: the attack

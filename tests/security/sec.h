@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sec.h: the common part of the security tests (tests/security/): each attack of the hardening issue runs in
  * a child process (this executable, re-run as `exe --child NAME`), and the test checks what the child and
  * hakmem said.

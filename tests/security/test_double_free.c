@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Double frees that are not immediate (issue item 2). Before the hardening only a second free of the block on
  * top of the thread cache (or of the span's local list) was caught; any other one linked the block into a
  * free list twice, and it was then handed out twice (or the lists got a cycle). Each case must be reported,

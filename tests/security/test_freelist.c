@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Free-list attacks (issue items 1 and 4): a write into a freed block's first word (a use-after-free write,
  * or an 8-byte overflow from its neighbour) puts the attacker's address where the free list keeps its link.
  * Before the hardening the next allocations followed it and returned that address (a global here). Each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Heap handles (issue item 7). Before the hardening a hak_heap_t * was trusted: a destroyed heap was used
  * after its destruction (destroyed twice, allocated from, its statistics read) and a bogus handle (the
  * address of a local variable, of a global, a wild pointer) was read and written as a heap, or crashed the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Large-block headers and BigCache entries (issue item 5). A large block starts 64 bytes into its mapping,
  * past a header that the free path trusts; a freed block's mapping is cached by the BigCache, whose entry
  * sits at the start of the mapping. Before the hardening:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Calls on freed blocks and interior pointers (issue item 3). Before the hardening:
  *   hak_realloc of a freed block copied it into a new block and freed it a second time (a hidden double
  *   free: the block was then handed out twice);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* No false alarms (issue item 9). The free-block check word marks a block free; an early version of the
  * hardening took a live block for a free one when its first word still held the stale link of its free-list
  * days (which decoded to its neighbour) and its second word held a small integer: random_mixed under the

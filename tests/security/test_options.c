@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bad option values (issue item 8). Before the hardening HAKMEM_* values were parsed without a word: a size
  * that overflows wrapped around (HAKMEM_BIGCACHE_MAX=99999999999999g became some other size), junk was
  * ignored or read as its leading digits, an unknown HAKMEM_ON_ERROR word meant abort and HAKMEM_SHOW_STATS=2

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The malloc override decides ownership itself (issue items 6, and 1 through malloc). Before the hardening
  * the override sent every pointer that hakmem's region map did not mark to glibc's free: a stack address, a
  * global or a wild pointer made glibc abort with its own message or crash (SIGSEGV), and pointers into the

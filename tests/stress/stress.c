@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stress: a multi-threaded allocator stress test.
  *
  * Every round creates T threads and joins them (thread churn). Each thread does N random operations on a

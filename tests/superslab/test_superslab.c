@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SuperSlabs: there is no cap on their number (84 MiB of small blocks take more than 32 of them), all blocks
  * are distinct, and a second identical round reuses the chunks of the first without reserving more; a freed
  * slab block is handed out again to the same thread within about two slabs' worth of allocations (the thread

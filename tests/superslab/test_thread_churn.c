@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Memory of exited threads is reused: 200 threads in turn allocate about 1 MiB of small blocks, free most
  * of them and exit, leaving every eighth block for the main thread to free; the SuperSlabs they leave are
  * adopted by the next ones, so reserved memory (or RSS) stays within 24 MiB of its level after 20 threads

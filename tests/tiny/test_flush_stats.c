@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A statistics walk during a thread-cache flush never counts cached blocks as live (a race of the footprint
  * issue): the flush used to give the cache all its room back before returning the blocks, so a walk in
  * between saw the blocks as used in their spans and not cached, counted them live, and raised the heap's

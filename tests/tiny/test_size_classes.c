@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Size classes (docs/ARCHITECTURE.md, "Size classes"), the table alone, no allocation: multiples of 16, 16 B
  * steps to 128 B, then four classes per doubling up to 256 KiB, as the design computes them
  * (ht_design_class_size); every size 0 .. 256 KiB maps to the smallest class that holds it; known sizes;

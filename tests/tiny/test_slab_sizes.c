@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Slab-served sizes (tiny up to 8 KiB, pool up to 256 KiB): hak_usable_size(hak_alloc(n)) is exactly the
  * class size of n, for every size and with many blocks live; at every class edge (P+1, S-1, S, S+1 for each
  * class S after P) a block is 16-byte aligned, in the tier of its size, described by its span (block size,

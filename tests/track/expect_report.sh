@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs a command and checks how it ended: expect_report.sh <status> [-e <pattern>]... -- <command> [args...]
 #   status      the exit status it must have: a number, or "nonzero" (an ASan abort)
 #   -e pattern  an extended regular expression some line of its output (stdout and stderr) must match

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Seeded memory errors for the tracking builds (HAKMEM_VALGRIND, HAKMEM_ASAN): `track_errors <case>` runs one
  * case. Each seeded case makes exactly one kind of mistake with hakmem's API, which Valgrind memcheck or ASan
  * must report; `clean` exercises every tier (tiny, pool and large blocks, calloc, realloc in place and

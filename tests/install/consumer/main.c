@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Consumer of an installed hakmem: exercises the public API a little and exits non-zero on any failure. */
 #include <hakmem/hakmem.h>
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Python workload for the override: threads build and sort large dicts and lists; prints a digest that must
 # not depend on the allocator.
 import hashlib
