@@ -10,8 +10,9 @@
  *
  * The span lists and the thread caches belong to their owner threads: the visit reads them, so the heap's
  * other threads must not use it meanwhile (frees by other threads push onto thread_free with a CAS, which the
- * visit reads safely, but the block may or may not be visited). SuperSlabs are never unmapped, so a stale
- * entry of the snapshot only needs its arena checked (under the arena lock) before it is read. */
+ * visit reads safely, but the block may or may not be visited). SuperSlab headers are never unmapped, so a
+ * stale entry of the snapshot only needs its arena checked (under the arena lock) before its spans are read:
+ * a SuperSlab of the visited heap is not cached, so its body is mapped. */
 #include <errno.h>
 #include <string.h>
 

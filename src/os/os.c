@@ -65,6 +65,19 @@ void *hak_os_map_aligned(size_t size, size_t align) {
     return aligned;
 }
 
+bool hak_os_map_at(void *addr, size_t size) {
+    count(&counts.mmap);
+    void *q =
+        mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (q == addr)
+        return true;
+    if (q != MAP_FAILED) { /* an old kernel took the address as a hint and put it elsewhere */
+        count(&counts.munmap);
+        munmap(q, size);
+    }
+    return false;
+}
+
 void hak_os_unmap(void *p, size_t size) {
     if (p != NULL && size != 0) {
         count(&counts.munmap);

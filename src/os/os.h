@@ -20,6 +20,10 @@ void hak_os_unmap(void *p, size_t size);
 /* Give the pages back to the OS; the range stays mapped and reads back as zero. False if the kernel refused
  * (the pages then keep their contents). */
 bool hak_os_purge(void *p, size_t size);
+/* Maps size bytes exactly at addr (page aligned), never over an existing mapping; false if any of it is
+ * taken.
+ */
+bool hak_os_map_at(void *addr, size_t size);
 /* Resize a mapping in place; returns false if the space after it is taken. */
 bool hak_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 /* Move a mapping to `dst` (a reserved, suitably aligned range of new_size bytes) without copying. Fails

@@ -115,12 +115,21 @@ void hak_ss_purge_free_slabs(hak_superslab_t *ss) {
 
 /* ---- global cache of empty SuperSlabs ----
  * `warm` holds committed ones, newest first (the last is the oldest, purged first after the delay); `cold`
- * holds purged ones. SuperSlabs are never unmapped: a late remote-free notification may still touch a
- * header, and reusing address space keeps the process's mappings flat. Purging returns the memory. Both
- * lists are protected by ss_cache_lock. */
+ * holds purged ones; `bare` holds ones whose body (everything past the header) went back to the kernel.
+ *
+ * Why a header is never unmapped: a thread freeing a block of another thread's span pushes it onto the
+ * span's remote list and only then sets the span's bit in the header's remote mask. Between the two, the
+ * owner may collect the block, retire the span and cache the SuperSlab; so a late notice can touch the header
+ * of a cached SuperSlab. It touches nothing else: the block itself was written before the push, while the
+ * span could not yet be retired. So the body of a SuperSlab that has stayed cold for a while (or at
+ * hak_collect(1), or when a mapping fails) is unmapped and its 8 KiB header kept: late notices land in mapped
+ * memory by construction, and what one tier freed, other tiers and other mmap users can map again. The
+ * chunk's region byte is cleared first (the header is hakmem's metadata, not a block), and a bare SuperSlab
+ * is reused by mapping its body back in place when that range is still free. All lists are protected by
+ * ss_cache_lock. */
 static hak_lock_t ss_cache_lock = HAK_LOCK_INIT;
-static hak_list_t warm, cold;
-static size_t warm_count, cold_count;
+static hak_list_t warm, cold, bare;
+static size_t warm_count, cold_count, bare_count;
 static uint64_t purged_count; /* SuperSlabs moved from warm to cold (read without the lock) */
 
 static hak_superslab_t *ss_of_link(hak_list_node_t *n) {
@@ -138,12 +147,43 @@ static void purge_to_cold(hak_superslab_t *ss) {
     __atomic_store_n(&purged_count, purged_count + 1, __ATOMIC_RELAXED);
 }
 
+#define SS_BODY(ss) ((uint8_t *)(ss) + HAK_SS_HEADER_SIZE)
+#define SS_BODY_SIZE (HAK_SS_SIZE - HAK_SS_HEADER_SIZE)
+
+/* Gives a cold SuperSlab's body back to the kernel; the header stays mapped (see above). */
+static void unmap_body_locked(hak_superslab_t *ss) {
+    hak_list_remove(&cold, &ss->link);
+    cold_count--;
+    hak_region_set(ss, HAK_REGION_NONE);
+    hak_track_forget(SS_BODY(ss), SS_BODY_SIZE);
+    hak_os_unmap(SS_BODY(ss), SS_BODY_SIZE);
+    hak_list_push_front(&bare, &ss->link);
+    bare_count++;
+}
+
+/* Purges warm SuperSlabs past the bound or the delay, and unmaps the bodies of cold ones idle for twice the
+ * delay; force does both to every cached one. */
 static void decay_locked(uint64_t now, bool force) {
     hak_superslab_t *oldest;
     while ((oldest = ss_of_link(warm.last)) != NULL &&
            (force || warm_count > hak_options.ss_cache_max ||
             hak_older_than(now, oldest->cached_since_ms, hak_options.purge_delay_ms)))
         purge_to_cold(oldest);
+    uint64_t idle = hak_options.purge_delay_ms, twice = idle * 2 >= idle ? idle * 2 : idle;
+    while ((oldest = ss_of_link(cold.last)) != NULL &&
+           (force || hak_older_than(now, oldest->cached_since_ms, twice)))
+        unmap_body_locked(oldest);
+}
+
+/* A bare SuperSlab whose body could be mapped back in place, or NULL (its range is taken: it stays bare). */
+static hak_superslab_t *remap_bare_locked(void) {
+    hak_superslab_t *ss = ss_of_link(bare.first);
+    if (ss == NULL || !hak_os_map_at(SS_BODY(ss), SS_BODY_SIZE))
+        return NULL;
+    hak_list_remove(&bare, &ss->link);
+    bare_count--;
+    hak_region_set(ss, HAK_REGION_SUPERSLAB);
+    return ss;
 }
 
 static void header_reset(hak_superslab_t *ss) {
@@ -172,7 +212,9 @@ hak_superslab_t *hak_ss_acquire(bool *resident, bool *mapped) {
         warm_count--;
     else if ((ss = ss_of_link(hak_list_pop_front(&cold))) != NULL)
         cold_count--;
-    if (!hak_list_is_empty(&warm))
+    else if ((ss = remap_bare_locked()) != NULL)
+        *mapped = true;
+    if (!hak_list_is_empty(&warm) || !hak_list_is_empty(&cold))
         decay_locked(hak_os_now_ms(), false);
     hak_unlock(&ss_cache_lock);
     if (ss != NULL) {
@@ -180,6 +222,10 @@ hak_superslab_t *hak_ss_acquire(bool *resident, bool *mapped) {
         return ss;
     }
     ss = hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
+    if (ss == NULL) { /* out of memory or address space: every cached body goes back, and one more try */
+        hak_ss_cache_collect(true);
+        ss = hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
+    }
     if (ss == NULL) {
         errno = ENOMEM;
         return NULL;

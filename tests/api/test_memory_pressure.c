@@ -161,13 +161,11 @@ static void child_rlimit(void **state) {
     for (size_t i = 0; i < ns; i++)
         hak_free(rl_small[i]);
     hak_collect(1);
-    /* Everything is freed and collected, but SuperSlabs are never unmapped (docs/ARCHITECTURE.md: they are
-     * kept as address space), so the tiers' SuperSlabs still count against RLIMIT_AS: about 32 MiB here
-     * (1000 B, 64 KiB and 5000 B blocks, each tier run out once). A large block needs its size plus the
-     * 64-byte header rounded up to whole 2 MiB chunks, so a 32 MiB block needs 17 chunks (34 MiB) and does
-     * not fit in the 32 MiB left; by design, not a leak. What must hold: the SuperSlabs kept stay within
-     * what the tiers used (<= 40 MiB of the 64), and a block of exactly the whole chunks left fits, while
-     * one byte more (one more chunk) fails cleanly. */
+    /* Everything is freed and collected: the cached SuperSlabs give their bodies back at hak_collect(1) (only
+     * their 8 KiB headers stay, docs/ARCHITECTURE.md; tests/api/test_address_space.c checks that the space
+     * comes back). What must hold here: what stays held is within what the tiers used (<= 40 MiB of the 64),
+     * and a block of exactly the whole chunks left fits, while one byte more (one more chunk) fails cleanly.
+     */
     size_t vm_end;
     ht_statm(&vm_end, NULL);
     size_t held = vm_end > vm ? vm_end - vm : 0, left = vm + 64 * HT_MIB - vm_end;
