@@ -232,22 +232,31 @@ void *hak_heap_aligned_calloc(hak_heap_t *heap, size_t alignment, size_t count, 
     return heap != NULL ? aligned_calloc_in(heap, alignment, count, size) : NULL;
 }
 
+/* The usable size of p, the block a realloc starts from, and its region kind; 0 with errno ENOMEM for an
+ * impossible size, or EINVAL after reporting `what` when p is not a live block. */
+static size_t realloc_source(const void *p, size_t size, unsigned *kind, const char *what) {
+    if (size > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return 0;
+    }
+    *kind = hak_region_kind(p);
+    size_t usable = usable_size_quiet(p, *kind);
+    if (usable == 0) {
+        hak_report_invalid(what, p);
+        errno = EINVAL;
+    }
+    return usable;
+}
+
 /* Realloc keeps the block's heap; a size that still fits (and is not far below) keeps the block itself. */
 static void *realloc_in(hak_heap_t *heap, void *p, size_t size) {
     if (p == NULL)
         return hak_track_alloc(heap_alloc(heap, size), size, false);
-    if (size > (size_t)PTRDIFF_MAX) {
-        errno = ENOMEM;
+    unsigned kind;
+    size_t usable = realloc_source(
+        p, size, &kind, "realloc of a pointer that is not a live hakmem block (freed, interior or foreign)");
+    if (usable == 0)
         return NULL;
-    }
-    unsigned kind = hak_region_kind(p);
-    size_t usable = usable_size_quiet(p, kind);
-    if (usable == 0) {
-        hak_report_invalid(
-            "realloc of a pointer that is not a live hakmem block (freed, interior or foreign)", p);
-        errno = EINVAL;
-        return NULL;
-    }
     size_t old = hak_track_size(p, usable); /* the bytes to keep: with tracking, the requested size */
     if (size <= usable && (size >= usable / 2 || usable <= 2 * HAK_MIN_ALIGN))
         return hak_track_resize(p, old, size);
@@ -288,18 +297,12 @@ static void *aligned_realloc_in(hak_heap_t *heap, void *p, size_t align, size_t 
         return realloc_in(heap, p, size);
     if (p == NULL)
         return aligned_in(heap, align, size, false);
-    if (size > (size_t)PTRDIFF_MAX) {
-        errno = ENOMEM;
+    unsigned kind;
+    size_t usable = realloc_source(
+        p, size, &kind,
+        "aligned realloc of a pointer that is not a live hakmem block (freed, interior or foreign)");
+    if (usable == 0)
         return NULL;
-    }
-    unsigned kind = hak_region_kind(p);
-    size_t usable = usable_size_quiet(p, kind);
-    if (usable == 0) {
-        hak_report_invalid(
-            "aligned realloc of a pointer that is not a live hakmem block (freed, interior or foreign)", p);
-        errno = EINVAL;
-        return NULL;
-    }
     bool aligned = ((uintptr_t)p & (align - 1)) == 0;
     if (aligned && size <= usable && (size >= usable / 2 || usable <= 2 * HAK_MIN_ALIGN))
         return p;
