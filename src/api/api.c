@@ -175,8 +175,16 @@ static void *aligned_in(hak_heap_t *heap, size_t align, size_t size, bool zero) 
         errno = ENOMEM;
         return NULL;
     }
-    if (align <= HAK_MIN_ALIGN)
-        return zero ? calloc_in(heap, 1, size) : heap_alloc(heap, size);
+    if (align <= HAK_MIN_ALIGN) { /* (not calloc_in: the caller tracks the block, once) */
+        if (zero && size > HAK_SLAB_MAX_SIZE)
+            return alloc_large(heap, size, 0, true);
+        void *p = heap_alloc(heap, size);
+        if (p != NULL && zero) {
+            hak_track_open(p, size);
+            memset(p, 0, size);
+        }
+        return p;
+    }
     size_t n = size != 0 ? size : 1; /* the aligned pointer must lie inside the block, not at its end */
     if (align <= HAK_NATURAL_ALIGN_MAX && n <= HAK_SLAB_MAX_SIZE) {
         /* Spans start on HAK_NATURAL_ALIGN_MAX boundaries, so every block of a class that is a multiple of
@@ -186,8 +194,11 @@ static void *aligned_in(hak_heap_t *heap, size_t align, size_t size, bool zero) 
             cls++;
         if (cls < HAK_CLASS_COUNT) {
             void *p = heap_alloc(heap, hak_class_size(cls));
-            if (p != NULL && zero)
+            if (p != NULL && zero) {
+                hak_track_open(
+                    p, n); /* before the caller's hak_track_alloc: these bytes are not handed out yet */
                 memset(p, 0, n);
+            }
             return p;
         }
     }
@@ -198,8 +209,10 @@ static void *aligned_in(hak_heap_t *heap, size_t align, size_t size, bool zero) 
         uint8_t *q = (uint8_t *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
         if (q != p)
             hak_tiny_note_aligned(hak_span_of(hak_ss_of(p), p), q);
-        if (zero)
+        if (zero) {
+            hak_track_open(q, n);
             memset(q, 0, n);
+        }
         return q;
     }
     return alloc_large(heap, n, align, zero);
@@ -296,16 +309,17 @@ static void *aligned_realloc_in(hak_heap_t *heap, void *p, size_t align, size_t 
     if (align <= HAK_MIN_ALIGN)
         return realloc_in(heap, p, size);
     if (p == NULL)
-        return aligned_in(heap, align, size, false);
+        return hak_track_alloc(aligned_in(heap, align, size, false), size + (size == 0), false);
     unsigned kind;
     size_t usable = realloc_source(
         p, size, &kind,
         "aligned realloc of a pointer that is not a live hakmem block (freed, interior or foreign)");
     if (usable == 0)
         return NULL;
+    size_t old = hak_track_size(p, usable); /* the bytes to keep: with tracking, the requested size */
     bool aligned = ((uintptr_t)p & (align - 1)) == 0;
     if (aligned && size <= usable && (size >= usable / 2 || usable <= 2 * HAK_MIN_ALIGN))
-        return p;
+        return hak_track_resize(p, old, size);
     if (kind == HAK_REGION_SUPERSLAB) {
         heap = hak_heap_of_arena(__atomic_load_n(&hak_ss_of(p)->arena, __ATOMIC_RELAXED));
     } else {
@@ -317,10 +331,10 @@ static void *aligned_realloc_in(hak_heap_t *heap, void *p, size_t align, size_t 
                 return q;
         }
     }
-    void *q = aligned_in(heap, align, size, false);
+    void *q = hak_track_alloc(aligned_in(heap, align, size, false), size + (size == 0), false);
     if (q == NULL)
         return NULL;
-    memcpy(q, p, size < usable ? size : usable);
+    memcpy(q, p, size < old ? size : old);
     hak_free(p);
     return q;
 }
@@ -339,8 +353,11 @@ void *hak_heap_aligned_realloc(hak_heap_t *heap, void *p, size_t alignment, size
 static void *rezalloc_in(hak_heap_t *heap, void *p, size_t size) {
     if (p == NULL) { /* all of the new block: calloc clears the request (and not fresh large mappings) */
         uint8_t *q = calloc_in(heap, 1, size);
-        if (q != NULL && size <= HAK_SLAB_MAX_SIZE)
-            memset(q + size, 0, usable_size_quiet(q, HAK_REGION_SUPERSLAB) - size);
+        if (q != NULL && size <= HAK_SLAB_MAX_SIZE) {
+            size_t usable = usable_size_quiet(q, HAK_REGION_SUPERSLAB);
+            q = hak_track_resize(q, size, usable); /* with tracking: all of it is the caller's now */
+            memset(q + size, 0, usable - size);
+        }
         return q;
     }
     size_t old = usable_size_quiet(p, hak_region_kind(p)); /* 0: realloc_in reports it */
@@ -348,8 +365,11 @@ static void *rezalloc_in(hak_heap_t *heap, void *p, size_t size) {
     if (q == NULL)
         return NULL;
     size_t now = usable_size_quiet(q, hak_region_kind(q));
-    if (now > old)
+    if (now > old) {
+        q = hak_track_resize(q, hak_track_size(q, now),
+                             now); /* with tracking: the new bytes are the caller's */
         memset(q + old, 0, now - old);
+    }
     return q;
 }
 
@@ -363,7 +383,7 @@ void *hak_heap_rezalloc(hak_heap_t *heap, void *p, size_t size) {
 
 /* A copy of the first len bytes of s, then a NUL. */
 static char *dup_in(hak_heap_t *heap, const char *s, size_t len) {
-    char *d = heap_alloc(heap, len + 1);
+    char *d = hak_track_alloc(heap_alloc(heap, len + 1), len + 1, false);
     if (d != NULL) {
         memcpy(d, s, len);
         d[len] = '\0';
