@@ -245,77 +245,36 @@ void *hak_heap_aligned_calloc(hak_heap_t *heap, size_t alignment, size_t count, 
     return heap != NULL ? aligned_calloc_in(heap, alignment, count, size) : NULL;
 }
 
-/* The usable size of p, the block a realloc starts from, and its region kind; 0 with errno ENOMEM for an
- * impossible size, or EINVAL after reporting `what` when p is not a live block. */
-static size_t realloc_source(const void *p, size_t size, unsigned *kind, const char *what) {
+/* A new block of the heap for a realloc to `align` (16 or less: an ordinary block), tracked. */
+static void *realloc_new_block(hak_heap_t *heap, size_t align, size_t size) {
+    if (align <= HAK_MIN_ALIGN)
+        return hak_track_alloc(heap_alloc(heap, size), size, false);
+    /* (a zero-byte aligned block is tracked as the one byte aligned_in makes it) */
+    return hak_track_alloc(aligned_in(heap, align, size, false), size + (size == 0), false);
+}
+
+/* Realloc, to an alignment (16 or less for plain realloc). The block keeps its heap; a size that still fits
+ * (and is not far below) keeps the block itself if it has the alignment; a large block grows or shrinks in
+ * its mapping (or moves its pages, which keeps its offset in a 2 MiB-aligned mapping, so its alignment). */
+static void *realloc_aligned_in(hak_heap_t *heap, void *p, size_t align, size_t size) {
+    if (p == NULL)
+        return realloc_new_block(heap, align, size);
     if (size > (size_t)PTRDIFF_MAX) {
         errno = ENOMEM;
-        return 0;
+        return NULL;
     }
-    *kind = hak_region_kind(p);
-    size_t usable = usable_size_quiet(p, *kind);
+    unsigned kind = hak_region_kind(p);
+    size_t usable = usable_size_quiet(p, kind);
     if (usable == 0) {
-        hak_report_invalid(what, p);
-        errno = EINVAL;
-    }
-    return usable;
-}
-
-/* Realloc keeps the block's heap; a size that still fits (and is not far below) keeps the block itself. */
-static void *realloc_in(hak_heap_t *heap, void *p, size_t size) {
-    if (p == NULL)
-        return hak_track_alloc(heap_alloc(heap, size), size, false);
-    unsigned kind;
-    size_t usable = realloc_source(
-        p, size, &kind, "realloc of a pointer that is not a live hakmem block (freed, interior or foreign)");
-    if (usable == 0)
-        return NULL;
-    size_t old = hak_track_size(p, usable); /* the bytes to keep: with tracking, the requested size */
-    if (size <= usable && (size >= usable / 2 || usable <= 2 * HAK_MIN_ALIGN))
-        return hak_track_resize(p, old, size);
-    if (kind == HAK_REGION_SUPERSLAB) {
-        heap = hak_heap_of_arena(__atomic_load_n(&hak_ss_of(p)->arena, __ATOMIC_RELAXED));
-    } else {
-        hak_large_t *h = hak_large_of(p, kind);
-        heap = hak_heap_of_large_set(h->set);
-        if (size > HAK_SLAB_MAX_SIZE) {
-            void *q = hak_large_realloc(h, size);
-            if (q != NULL)
-                return q;
-        }
-    }
-    void *q = hak_track_alloc(heap_alloc(heap, size), size, false);
-    if (q == NULL)
-        return NULL;
-    memcpy(q, p, size < old ? size : old);
-    hak_free(p);
-    return q;
-}
-
-void *hak_realloc(void *p, size_t size) { return realloc_in(&hak_heap_main, p, size); }
-void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size) {
-    heap = heap_arg(heap, "hak_heap_realloc with a destroyed or invalid heap");
-    return heap != NULL ? realloc_in(heap, p, size) : NULL;
-}
-
-/* Aligned realloc: the block keeps its heap and gets the alignment; it stays in place while it fits (and is
- * not far below its size) and is aligned, a large block grows or shrinks in its mapping (or moves its pages,
- * which keeps its offset in a 2 MiB-aligned mapping, so its alignment). */
-static void *aligned_realloc_in(hak_heap_t *heap, void *p, size_t align, size_t size) {
-    if (!hak_is_pow2(align)) {
+        hak_report_invalid(
+            align <= HAK_MIN_ALIGN
+                ? "realloc of a pointer that is not a live hakmem block (freed, interior or foreign)"
+                : "aligned realloc of a pointer that is not a live hakmem block (freed, interior or "
+                  "foreign)",
+            p);
         errno = EINVAL;
         return NULL;
     }
-    if (align <= HAK_MIN_ALIGN)
-        return realloc_in(heap, p, size);
-    if (p == NULL)
-        return hak_track_alloc(aligned_in(heap, align, size, false), size + (size == 0), false);
-    unsigned kind;
-    size_t usable = realloc_source(
-        p, size, &kind,
-        "aligned realloc of a pointer that is not a live hakmem block (freed, interior or foreign)");
-    if (usable == 0)
-        return NULL;
     size_t old = hak_track_size(p, usable); /* the bytes to keep: with tracking, the requested size */
     bool aligned = ((uintptr_t)p & (align - 1)) == 0;
     if (aligned && size <= usable && (size >= usable / 2 || usable <= 2 * HAK_MIN_ALIGN))
@@ -331,12 +290,30 @@ static void *aligned_realloc_in(hak_heap_t *heap, void *p, size_t align, size_t 
                 return q;
         }
     }
-    void *q = hak_track_alloc(aligned_in(heap, align, size, false), size + (size == 0), false);
+    void *q = realloc_new_block(heap, align, size);
     if (q == NULL)
         return NULL;
     memcpy(q, p, size < old ? size : old);
     hak_free(p);
     return q;
+}
+
+static void *realloc_in(hak_heap_t *heap, void *p, size_t size) {
+    return realloc_aligned_in(heap, p, HAK_MIN_ALIGN, size);
+}
+
+void *hak_realloc(void *p, size_t size) { return realloc_in(&hak_heap_main, p, size); }
+void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size) {
+    heap = heap_arg(heap, "hak_heap_realloc with a destroyed or invalid heap");
+    return heap != NULL ? realloc_in(heap, p, size) : NULL;
+}
+
+static void *aligned_realloc_in(hak_heap_t *heap, void *p, size_t align, size_t size) {
+    if (!hak_is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return realloc_aligned_in(heap, p, align, size);
 }
 
 void *hak_aligned_realloc(void *p, size_t alignment, size_t size) {
