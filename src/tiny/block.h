@@ -52,10 +52,8 @@ static inline hak_block_t *hak_block_next(const hak_block_t *b) {
     return next;
 }
 
-/* b's two words are a pair hakmem wrote (next, the decoded link, is not needed: kept for the fast paths'
- * shape, which decode the link anyway). */
-static inline bool hak_block_link_ok(const hak_block_t *b, const hak_block_t *next) {
-    (void)next;
+/* b's two words are a pair hakmem wrote. */
+static inline bool hak_block_link_ok(const hak_block_t *b) {
     hak_track_free_block_open(b);
     bool ok = (b->link ^ b->check) == hak_check_key;
     hak_track_free_block_close(b);
@@ -79,7 +77,7 @@ static inline void hak_block_mark_used(hak_block_t *b) {
 }
 
 /* b's pair checks: it is a free block (on some list), written by hakmem. */
-static inline bool hak_block_is_free(const hak_block_t *b) { return hak_block_link_ok(b, hak_block_next(b)); }
+static inline bool hak_block_is_free(const hak_block_t *b) { return hak_block_link_ok(b); }
 #else
 static inline hak_block_t *hak_block_next(const hak_block_t *b) {
     hak_track_free_block_open(b);
@@ -87,9 +85,8 @@ static inline hak_block_t *hak_block_next(const hak_block_t *b) {
     hak_track_free_block_close(b);
     return next;
 }
-static inline bool hak_block_link_ok(const hak_block_t *b, const hak_block_t *next) {
+static inline bool hak_block_link_ok(const hak_block_t *b) {
     (void)b;
-    (void)next;
     return true;
 }
 static inline void hak_block_set_next(hak_block_t *b, hak_block_t *next) {
@@ -108,7 +105,7 @@ static inline bool hak_block_is_free(const hak_block_t *b) {
  * reported and ends the list (NULL). For the slow paths; the fast paths inline the same steps. */
 static inline hak_block_t *hak_block_take_next(hak_block_t *b, const char *list) {
     hak_block_t *next = hak_block_next(b);
-    if (hak_unlikely(!hak_block_link_ok(b, next))) {
+    if (hak_unlikely(!hak_block_link_ok(b))) {
         hak_block_report_corrupt(b, list);
         return NULL;
     }
@@ -119,7 +116,7 @@ static inline hak_block_t *hak_block_take_next(hak_block_t *b, const char *list)
 /* The next block of a free block that stays free (walking a list); NULL ends the list as above. */
 static inline hak_block_t *hak_block_peek_next(const hak_block_t *b, const char *list) {
     hak_block_t *next = hak_block_next(b);
-    if (hak_unlikely(!hak_block_link_ok(b, next))) {
+    if (hak_unlikely(!hak_block_link_ok(b))) {
         hak_block_report_corrupt(b, list);
         return NULL;
     }

@@ -45,7 +45,7 @@ static inline void *hak_tiny_alloc(hak_theap_t *th, size_t size) {
     hak_block_t *b = th->tc_head[cls];
     if (hak_likely(b != NULL)) {
         hak_block_t *next = hak_block_next(b);
-        if (hak_unlikely(!hak_block_link_ok(b, next)))
+        if (hak_unlikely(!hak_block_link_ok(b)))
             return hak_tiny_alloc_corrupt(th, cls, b, NULL);
         hak_block_mark_used(b);
         th->tc_head[cls] = next;
@@ -61,7 +61,7 @@ static inline void *hak_tiny_alloc(hak_theap_t *th, size_t size) {
         s->local_free = NULL;
     }
     hak_block_t *next = hak_block_next(b);
-    if (hak_unlikely(!hak_block_link_ok(b, next)))
+    if (hak_unlikely(!hak_block_link_ok(b)))
         return hak_tiny_alloc_corrupt(th, cls, b, s);
     hak_block_mark_used(b);
     s->free = next;
