@@ -15,8 +15,9 @@ Programs (each skipped with a note when not installed):
 The peak RSS of a one-shot program is wait4's ru_maxrss (the largest of the program and the children it
 waited for). The allocators: hakmem (--override), glibc (nothing preloaded), mimalloc, jemalloc, tcmalloc found
 as in the benchmark suite, plus --with NAME=LIB.so. The runs interleave the allocators within each repetition,
-rotating which goes first. Output: a Markdown table per program (peak RSS MB, seconds, RSS against glibc and
-against the leanest peer) and a geometric-mean row; --out writes it to report.md and every run to runs.csv.
+rotating which goes first. Output: a Markdown table, one row per program (peak RSS MiB, seconds, hakmem's RSS
+over glibc's and over the leanest peer's, the peer being mimalloc, jemalloc, tcmalloc or a --with library, not
+glibc) and a geometric-mean row; --out writes it to report.md and every run to runs.csv.
 
 Usage: python3 benchmarks/real_programs.py --override build/release/libhakmem_override.so [--reps 5]
 """
@@ -281,7 +282,7 @@ def write_tables(results, names, cases, out):
             cells_rss.append("%.1f" % m[0] if m else (bad[0] if bad else "-"))
             cells_t.append("%.2f" % m[1] if m else "-")
         hk, gl = med.get((case, "hakmem")), med.get((case, "glibc"))
-        peers = [med[(case, n)][0] for n in names if n != "hakmem" and med[(case, n)]]
+        peers = [med[(case, n)][0] for n in names if n not in ("hakmem", "glibc") and med[(case, n)]]
         rg = hk[0] / gl[0] if hk and gl else None
         rl = hk[0] / min(peers) if hk and peers else None
         if rg:
@@ -340,7 +341,10 @@ def main(argv):
     work = tempfile.mkdtemp(prefix="hakmem-real-")
     try:
         cases = []
-        if shutil.which("git"):
+        keep = set(a.only.split(",")) if a.only else None
+        if keep is not None and not any(k.startswith("git-") for k in keep):
+            pass  # no repository to generate
+        elif shutil.which("git"):
             cases += git_cases(work, a.commits)
         else:
             print("note: git not installed", file=sys.stderr)
@@ -354,8 +358,7 @@ def main(argv):
             cases.append(redis_case(work, a.redis_requests))
         else:
             print("note: redis-server not installed (apt-get install -y redis-server)", file=sys.stderr)
-        if a.only:
-            keep = set(a.only.split(","))
+        if keep is not None:
             cases = [c for c in cases if c[0] in keep]
         results = {}
         for rep in range(a.reps):
