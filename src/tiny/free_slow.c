@@ -108,8 +108,9 @@ void hak_tiny_free_slow(hak_superslab_t *ss, hak_span_t *s, void *p) {
         return;
     }
     /* Another thread's slab (or an abandoned one): one CAS. The first block of a batch also flags the
-     * span in the SuperSlab so the owner finds it without scanning every slab. SuperSlabs are never
-     * unmapped, so touching the header after the push is safe even if the owner frees the span meanwhile. */
+     * span in the SuperSlab so the owner finds it without scanning every slab. A SuperSlab's header (span
+     * descriptors, mask) is never unmapped, only its body when it sits cold in the cache, so touching the
+     * header after the push is safe even if the owner frees the span meanwhile. */
     __atomic_fetch_add(&s->remote_pending, 1, __ATOMIC_RELAXED); /* before the push: never below zero */
     hak_block_t *old = __atomic_load_n(&s->thread_free, __ATOMIC_RELAXED);
     do {
