@@ -70,7 +70,7 @@ hak_span_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsign
     hak_store_relaxed(&s->block_size, (uint32_t)block_size);
     hak_store_relaxed(&s->capacity, 0);
     hak_store_relaxed(&s->reserved, (uint32_t)(bytes / block_size));
-    hak_store_relaxed(&s->div_magic, ((uint64_t)1 << HAK_DIV_SHIFT) / block_size + 1);
+    hak_span_set_divisors(s, block_size);
     hak_store_relaxed(&s->start, hak_span_start(ss, i));
     uint32_t bits = (n >= 32 ? 0xffffffffu : ((1u << n) - 1u)) << i;
     hak_store_relaxed(&ss->free_mask, ss->free_mask & ~bits);
@@ -89,6 +89,8 @@ void hak_ss_span_release(hak_superslab_t *ss, hak_span_t *s) {
         hak_store_relaxed(&d->capacity, 0);
         hak_store_relaxed(&d->reserved, 0);
         hak_store_relaxed(&d->div_magic, 0);
+        hak_store_relaxed(&d->block_inv, 0);
+        hak_store_relaxed(&d->block_shift, 0);
         hak_store_relaxed(&d->used, 0);
         hak_store_relaxed(&d->flags, 0);
         d->free = d->local_free = NULL;

@@ -42,13 +42,14 @@ typedef struct hak_span_s {
     uint32_t used;           /* blocks handed out and not collected back (owner writes, relaxed) */
     uint8_t flags;           /* hak_span_flags (owner writes, relaxed) */
     uint8_t cls;             /* size class */
-    uint8_t pad_;            /* (the span offset of a slab lives in the SuperSlab's span_back) */
+    uint8_t block_shift;     /* k in block_size = 2^k * m, m odd (for hak_span_is_block_start) */
     uint8_t span_slabs;      /* slabs in the span; 0 = free slab */
     uint32_t block_size;
     uint32_t capacity;       /* blocks carved into lists so far (lazy extension) */
     uint32_t reserved;       /* blocks that fit in the span */
     uint32_t remote_pending; /* blocks pushed on thread_free and not yet collected (atomic; for stats) */
     uint64_t div_magic;
+    uint64_t block_inv;       /* m^-1 mod 2^64, the inverse of block_size's odd part */
     uint8_t *start;           /* first block */
     hak_list_node_t link;     /* in the thread heap's list of spans with free blocks of this class */
     hak_block_t *thread_free; /* frees from other threads, one CAS each (atomic access) */
@@ -108,8 +109,29 @@ static inline uint64_t hak_span_block_index(const hak_span_t *s, uintptr_t off) 
 /* Offset `off` is the start of a block the span has carved: an exact multiple of the block size, below the
  * capacity. Rejects interior pointers, pointers past the carved blocks and pointers below the span. */
 static inline bool hak_span_is_block_start(const hak_span_t *s, uintptr_t off) {
-    uint64_t idx = hak_span_block_index(s, off);
-    return idx * hak_load_relaxed(&s->block_size) == off && idx < hak_load_relaxed(&s->capacity);
+    /* One multiply (the divisibility test by the odd part's inverse): ror(off * m^-1, k) is off / block_size
+     * for a multiple of block_size, and above UINT64_MAX / block_size (so above any capacity) for anything
+     * else, wrapped offsets included. */
+    uint64_t q = (uint64_t)off * hak_load_relaxed(&s->block_inv);
+    unsigned k = hak_load_relaxed(&s->block_shift);
+    q = (q >> k) | (q << ((64 - k) & 63));
+    return q < hak_load_relaxed(&s->capacity);
+}
+
+/* The inverse modulo 2^64 of an odd m (Newton's iteration, each step doubles the correct low bits). */
+static inline uint64_t hak_odd_inverse(uint64_t m) {
+    uint64_t x = m; /* correct to 3 bits: m * m == 1 mod 8 for any odd m */
+    for (int i = 0; i < 5; i++)
+        x *= 2 - m * x;
+    return x;
+}
+
+/* The constants by which the span divides offsets by its block size. */
+static inline void hak_span_set_divisors(hak_span_t *s, size_t block_size) {
+    unsigned k = (unsigned)__builtin_ctzll(block_size);
+    hak_store_relaxed(&s->div_magic, ((uint64_t)1 << HAK_DIV_SHIFT) / block_size + 1);
+    hak_store_relaxed(&s->block_shift, (uint8_t)k);
+    hak_store_relaxed(&s->block_inv, hak_odd_inverse(block_size >> k));
 }
 
 /* Bytes covered by a span of n slabs starting at slab index i. */
