@@ -80,9 +80,12 @@ static hak_cold bool foreign_is_glibcs(const void *p, const char *what) {
 
 /* ---- malloc / free: the hot paths, inlined from hak_alloc / hak_free ---- */
 
+/* One size compare on the hot path: the class table's sizes first (with tracking: the tracked hak_alloc). */
 HAK_OVERRIDE void *malloc(size_t size) {
-    if (hak_likely(size <= HAK_SLAB_MAX_SIZE) && !HAK_TRACK) /* with tracking: the tracked hak_alloc */
-        return hak_tiny_alloc(hak_tls_theap, size);
+    if (hak_likely(size <= HAK_LUT_MAX_SIZE) && !HAK_TRACK)
+        return hak_tiny_alloc_class(hak_tls_theap, hak_size_class_lut(size));
+    if (size <= HAK_SLAB_MAX_SIZE && !HAK_TRACK)
+        return hak_tiny_alloc_class(hak_tls_theap, hak_size_class_big(size));
     return hak_alloc(size);
 }
 

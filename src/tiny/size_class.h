@@ -35,9 +35,12 @@ static inline unsigned hak_size_class_big(size_t size) {
 }
 
 /* Class index of a size; valid for size <= HAK_SLAB_MAX_SIZE. Size 0 maps to the 16 B class. */
+/* Class of a size up to HAK_LUT_MAX_SIZE: one table load. */
+static inline unsigned hak_size_class_lut(size_t size) { return hak_class_lut[(size + 15) >> 4]; }
+
 static inline unsigned hak_size_class(size_t size) {
     if (hak_likely(size <= HAK_LUT_MAX_SIZE))
-        return hak_class_lut[(size + 15) >> 4];
+        return hak_size_class_lut(size);
     return hak_size_class_big(size);
 }
 

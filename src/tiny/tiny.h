@@ -40,8 +40,7 @@ static inline void hak_span_push_local(hak_theap_t *th, hak_superslab_t *ss, hak
  * frees on its local list; only when both lists are empty does the slow path run. Each pop follows a link
  * only after its check (tiny/block.h); a failed check goes out of line (a tail call, so the fast path keeps
  * no stack frame). */
-static inline void *hak_tiny_alloc(hak_theap_t *th, size_t size) {
-    size_t cls = hak_size_class(size); /* a word: the arrays below are indexed without a zero-extension */
+static inline void *hak_tiny_alloc_class(hak_theap_t *th, size_t cls) {
     hak_block_t *b = th->tc_head[cls];
     if (hak_likely(b != NULL)) {
         hak_block_t *next = hak_block_next(b);
@@ -67,6 +66,11 @@ static inline void *hak_tiny_alloc(hak_theap_t *th, size_t size) {
     s->free = next;
     hak_store_relaxed(&s->used, s->used + 1);
     return b;
+}
+
+/* cls is a word: the arrays above are indexed without a zero-extension. */
+static inline void *hak_tiny_alloc(hak_theap_t *th, size_t size) {
+    return hak_tiny_alloc_class(th, hak_size_class(size));
 }
 
 /* The calling thread owns the SuperSlab (one load of the first cache line, one compare). */
