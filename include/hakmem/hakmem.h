@@ -125,6 +125,9 @@ typedef struct hak_stats_s {
     uint64_t munmap_calls;       /* (process) munmap */
     uint64_t mremap_calls;       /* (process) mremap (large realloc, the BigCache's merges and moves) */
     uint64_t madvise_calls;      /* (process) madvise(MADV_DONTNEED): purges */
+    /* Per size class (as classes[]): the largest thread-cache capacity, in blocks, among the live threads'
+     * caches of the heap (the process: of all heaps); 0 when no live thread has one. */
+    uint32_t tcache_capacity[HAK_STATS_CLASSES_MAX];
 } hak_stats_t;
 
 /* heap == NULL: the whole process. 0 on success; -1 with errno EINVAL for out == NULL, out->size below

@@ -102,8 +102,12 @@ static void add_arena(hak_stats_t *st, hak_tiny_arena_t *arena) {
     for (hak_list_node_t *t = arena->theaps.first; t != NULL; t = t->next) {
         hak_theap_t *th = hak_list_entry(t, hak_theap_t, link);
         uint32_t cached[HAK_CLASS_COUNT];
-        for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
+        for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
             cached[c] = hak_tcache_count(th, c);
+            uint32_t cap = hak_tcache_capacity(th, c);
+            if (c < HAK_STATS_CLASSES_MAX && cap > st->tcache_capacity[c])
+                st->tcache_capacity[c] = cap;
+        }
         for (hak_list_node_t *l = th->superslabs.first; l != NULL; l = l->next)
             add_superslab(st, hak_ss_of_link(l));
         sub_tcache(st, cached);
@@ -189,6 +193,8 @@ static void add_to_process(hak_heap_t *heap, void *arg) {
     for (unsigned c = 0; c < HAK_STATS_CLASSES_MAX; c++) {
         total->classes[c].live_blocks += one.classes[c].live_blocks;
         total->classes[c].slabs += one.classes[c].slabs;
+        if (one.tcache_capacity[c] > total->tcache_capacity[c])
+            total->tcache_capacity[c] = one.tcache_capacity[c];
     }
 #define ADD_EVENT(name) total->name += one.name;
     HEAP_EVENTS(ADD_EVENT)

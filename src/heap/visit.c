@@ -71,7 +71,7 @@ static unsigned gather(visit_t *v, hak_superslab_t *ss, span_range_t ranges[HAK_
     if (owner != NULL)
         for (unsigned cls = 0; cls < HAK_CLASS_COUNT; cls++)
             mark_list(v->bits, ss, owner->tc_head[cls], (uint8_t *)ss, (uint8_t *)ss + HAK_SS_SIZE,
-                      hak_tcache_limit[cls], "thread cache");
+                      hak_tcache_max[cls], "thread cache");
     return n;
 }
 

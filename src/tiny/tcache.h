@@ -12,8 +12,11 @@
 #include "tiny/block.h"
 #include "tiny/theap.h"
 
-/* Blocks the cache of class cls may hold (0: no cache). */
-extern HAK_HIDDEN const uint16_t hak_tcache_limit[HAK_CLASS_COUNT];
+/* The cache of class cls starts with room for hak_tcache_initial[cls] blocks (0: no cache) and adapts
+ * between hak_tcache_floor[cls] and hak_tcache_max[cls] (tcache.c); th->tc_limit[cls] is the current size. */
+extern HAK_HIDDEN const uint16_t hak_tcache_initial[HAK_CLASS_COUNT];
+extern HAK_HIDDEN const uint16_t hak_tcache_floor[HAK_CLASS_COUNT];
+extern HAK_HIDDEN const uint16_t hak_tcache_max[HAK_CLASS_COUNT];
 
 /* room has one writer, the owner, and statistics read it from other threads. On x86-64 one instruction
  * updates it in place (a single aligned store, so readers see the old or the new value); a relaxed atomic
@@ -43,14 +46,31 @@ static inline bool hak_tcache_push(hak_theap_t *th, unsigned cls, hak_block_t *b
 }
 
 /* Blocks held by th's cache of class cls (any thread, for statistics: read before the spans' counts, with
- * acquire, so that a flush in progress is never counted twice; see tcache.c). */
+ * acquire, so that a flush in progress is never counted twice; see tcache.c). The owner changes the limit
+ * only while the cache is empty (room == limit), moving room and limit in the order given in tcache.c; a
+ * read of room between two equal reads of the limit then gives 0 during a change, as it is: never a
+ * negative count nor one above the limit (the clamp covers a cache a corrupted link cut short). */
 static inline uint32_t hak_tcache_count(const hak_theap_t *th, unsigned cls) {
-    return (uint32_t)(hak_tcache_limit[cls] - hak_load_acquire(&th->tc_room[cls]));
+    uintptr_t limit, room;
+    do {
+        limit = hak_load_acquire(&th->tc_limit[cls]);
+        room = hak_load_acquire(&th->tc_room[cls]);
+    } while (hak_load_acquire(&th->tc_limit[cls]) != limit);
+    return room >= limit ? 0 : (uint32_t)(limit - room);
+}
+
+/* Blocks the cache of class cls may hold now (any thread; 0: no cache). */
+static inline uint32_t hak_tcache_capacity(const hak_theap_t *th, unsigned cls) {
+    return hak_load_relaxed(&th->tc_limit[cls]);
 }
 
 /* Gives room to a new thread heap's caches. */
 void hak_tcache_init(hak_theap_t *th);
-/* Returns every cached block of th to its span (owner thread only). Spans may become empty and be freed. */
+/* Returns every cached block of th to its span (owner thread only). Spans may become empty and be freed.
+ * Every cache grown beyond its starting size halves (hak_collect, memory pressure, thread exit). */
 void hak_tcache_flush(hak_theap_t *th);
+/* The allocation slow path of class cls (owner thread, real thread heap): grows the class's cache when it
+ * keeps refilling from the spans with the cache empty, and shrinks the caches of classes that sat idle. */
+void hak_tcache_on_refill(hak_theap_t *th, unsigned cls);
 
 #endif

@@ -79,7 +79,12 @@ typedef struct hak_theap_s {
     hak_tiny_arena_t *arena;
     uintptr_t tid;            /* the owner's hak_thread_id(); 0 for a placeholder */
     hak_list_node_t link;     /* in arena->theaps */
-    hak_tiny_counts_t counts; /* last: the fast paths' fields keep their offsets */
+    hak_tiny_counts_t counts; /* after the fast paths' fields: they keep their offsets */
+    /* Adaptive thread cache (tiny/tcache.c): per class the capacity (owner writes, statistics read), the
+     * refills with the cache empty since the last change, and the classes that refilled this idle epoch. */
+    uint16_t tc_limit[HAK_CLASS_COUNT];
+    uint8_t tc_misses[HAK_CLASS_COUNT];
+    uint64_t tc_active;
 } hak_theap_t;
 
 /* A cheap per-thread identity, never 0: the thread pointer (one instruction on x86-64 and AArch64), else the

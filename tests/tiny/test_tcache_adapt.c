@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* The adaptive thread cache: a class that keeps refilling from its spans grows its cache (doubling) up to
+ * 2048 blocks and 64 KiB, never beyond; hak_collect halves it, down to 16 blocks; the statistics count the
+ * cached blocks right at every size. Seen through hak_stats_t.tcache_capacity, in a private heap of this
+ * thread only. */
+#include "hakmem_test.h"
+
+enum { ROUNDS = 6, BLOCKS = 12000, TC_CAP_BLOCKS = 2048, TC_CAP_BYTES = 65536, TC_FLOOR = 16 };
+
+static const size_t sizes[] = {16, 32, 64, 128, 256, 1024, 4096};
+
+static uint32_t capacity(hak_heap_t *h, int cls) { return ht_stats(h).tcache_capacity[cls]; }
+
+/* The largest capacity a class may reach: 2048 blocks and 64 KiB, or its starting size if that is more. */
+static uint32_t bound(uint32_t start, size_t bs) {
+    uint32_t by_bytes = (uint32_t)(TC_CAP_BYTES / bs);
+    uint32_t b = by_bytes < TC_CAP_BLOCKS ? by_bytes : TC_CAP_BLOCKS;
+    return b > start ? b : start;
+}
+
+/* Allocates BLOCKS blocks (the cache empties, then every page carved and every span taken is a refill)
+ * and frees them, ROUNDS times, checking after each round that the capacity stays within its bound. */
+static void refill_heavy(hak_heap_t *h, size_t bs, int cls, uint32_t start, void **blocks) {
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < BLOCKS; i++) {
+            blocks[i] = hak_heap_alloc(h, bs);
+            assert_non_null(blocks[i]);
+        }
+        uint32_t cap = capacity(h, cls);
+        assert_true(cap <= bound(start, bs));
+        for (int i = 0; i < BLOCKS; i++)
+            hak_free(blocks[i]);
+    }
+}
+
+static void test_grows_to_its_bound_and_halves_at_collect(void **state) {
+    (void)state;
+    void **blocks = calloc(BLOCKS, sizeof *blocks);
+    assert_non_null(blocks);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t bs = sizes[k];
+        hak_heap_t *h = hak_heap_create(NULL);
+        assert_non_null(h);
+        hak_free(hak_heap_alloc(h, bs)); /* this thread's heap for h exists: its caches have their start */
+        hak_stats_t st = ht_stats(h);
+        int cls = ht_class_index(&st, bs);
+        assert_true(cls >= 0);
+        uint32_t start = st.tcache_capacity[cls];
+        assert_true(start >= TC_FLOOR);
+        refill_heavy(h, bs, cls, start, blocks);
+        uint32_t grown = capacity(h, cls);
+        print_message("%zu B: capacity %u -> %u blocks\n", bs, start, grown);
+        assert_int_equal(grown, bound(start, bs));
+        assert_true(grown <= TC_CAP_BLOCKS || grown == start);
+        /* each collect halves it, down to the floor, never below */
+        uint32_t prev = grown;
+        for (int i = 0; i < 12; i++) {
+            hak_collect(0);
+            uint32_t now = capacity(h, cls);
+            uint32_t want = prev / 2 > TC_FLOOR ? prev / 2 : TC_FLOOR;
+            assert_int_equal(now, prev > TC_FLOOR ? want : prev);
+            prev = now;
+        }
+        assert_int_equal(prev, TC_FLOOR);
+        hak_heap_destroy(h);
+    }
+    free(blocks);
+}
+
+/* While a cache grows, the class's live blocks in the statistics stay exactly the blocks held. */
+static void test_stats_count_cached_blocks_while_growing(void **state) {
+    (void)state;
+    enum { HELD = 100 };
+    void **blocks = calloc(BLOCKS, sizeof *blocks);
+    assert_non_null(blocks);
+    hak_heap_t *h = hak_heap_create(NULL);
+    assert_non_null(h);
+    size_t bs = 32;
+    hak_free(hak_heap_alloc(h, bs));
+    hak_stats_t st = ht_stats(h);
+    int cls = ht_class_index(&st, bs);
+    assert_true(cls >= 0);
+    uint32_t start = st.tcache_capacity[cls], last = start;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < BLOCKS; i++)
+            blocks[i] = hak_heap_alloc(h, bs);
+        st = ht_stats(h);
+        assert_int_equal(st.classes[cls].live_blocks, BLOCKS);
+        for (int i = HELD; i < BLOCKS; i++) /* the cache fills up to its capacity, the rest to the spans */
+            hak_free(blocks[i]);
+        st = ht_stats(h);
+        assert_int_equal(st.classes[cls].live_blocks, HELD);
+        assert_int_equal(st.live_blocks, HELD);
+        assert_true(st.tcache_capacity[cls] >= last);
+        last = st.tcache_capacity[cls];
+        for (int i = 0; i < HELD; i++)
+            hak_free(blocks[i]);
+        assert_int_equal(ht_stats(h).classes[cls].live_blocks, 0);
+    }
+    print_message("capacity of the 32 B class after the rounds: %u\n", last);
+    assert_true(last > start);
+    hak_heap_destroy(h);
+    free(blocks);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grows_to_its_bound_and_halves_at_collect),
+        cmocka_unit_test(test_stats_count_cached_blocks_while_growing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
