@@ -97,16 +97,21 @@ static void tcache_empty(hak_theap_t *th, unsigned cls) {
  * the new limit sees the new room, and one that saw the old limit twice may see the new room, which counts 0.
  * Shrinking lowers the limit first, then room (release): a reader that saw the new room sees the new limit
  * after it, and the old room above the new limit counts 0. Either way the empty cache counts 0. */
+/* Test hook, called between the two stores of a change of limit (tests look at statistics there). */
+__attribute__((weak)) void hak_test_hook_tcache_resize(void) {}
+
 static void tcache_resize(hak_theap_t *th, unsigned cls, uint32_t limit) {
     uint32_t old = th->tc_limit[cls];
     th->tc_misses[cls] = 0;
     if (limit > old) {
         __atomic_thread_fence(__ATOMIC_RELEASE);
         hak_tcache_room_add(&th->tc_room[cls], limit - old);
+        hak_test_hook_tcache_resize();
         __atomic_store_n(&th->tc_limit[cls], (uint16_t)limit, __ATOMIC_RELEASE);
     } else if (limit < old) {
         tcache_empty(th, cls);
         hak_store_relaxed(&th->tc_limit[cls], (uint16_t)limit);
+        hak_test_hook_tcache_resize();
         __atomic_store_n(&th->tc_room[cls], (uintptr_t)limit, __ATOMIC_RELEASE);
     }
 }

@@ -7,6 +7,24 @@
 
 enum { ROUNDS = 6, BLOCKS = 12000, TC_CAP_BLOCKS = 2048, TC_CAP_BYTES = 65536, TC_FLOOR = 16 };
 
+void hak_test_hook_tcache_resize(void); /* the library's weak no-op, replaced here */
+
+static hak_heap_t *hooked_heap; /* set while a test looks at resizes */
+static int hooked_cls;
+static uint64_t held_now; /* blocks of the class the test holds at this moment */
+static uint64_t resizes, miscounts;
+
+/* Mid-change of a capacity (between its two stores): the statistics must count exactly the blocks held. */
+void hak_test_hook_tcache_resize(void) {
+    if (hooked_heap == NULL)
+        return;
+    hak_stats_t st;
+    ht_get_stats(hooked_heap, &st);
+    resizes++;
+    if (st.classes[hooked_cls].live_blocks != held_now)
+        miscounts++;
+}
+
 static const size_t sizes[] = {16, 32, 64, 128, 256, 1024, 4096};
 
 static uint32_t capacity(hak_heap_t *h, int cls) { return ht_stats(h).tcache_capacity[cls]; }
@@ -103,10 +121,46 @@ static void test_stats_count_cached_blocks_while_growing(void **state) {
     free(blocks);
 }
 
+/* A walk in the middle of a growth or a shrink (forced there by the resize hook) counts the class right. */
+static void test_stats_mid_resize_count_right(void **state) {
+    (void)state;
+    void **blocks = calloc(BLOCKS, sizeof *blocks);
+    assert_non_null(blocks);
+    hak_heap_t *h = hak_heap_create(NULL);
+    assert_non_null(h);
+    size_t bs = 16;
+    hak_free(hak_heap_alloc(h, bs));
+    hak_stats_t st = ht_stats(h);
+    hooked_cls = ht_class_index(&st, bs);
+    assert_true(hooked_cls >= 0);
+    hooked_heap = h;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < BLOCKS; i++) {
+            blocks[i] = hak_heap_alloc(h, bs);
+            held_now++;
+        }
+        for (int i = 0; i < BLOCKS; i++) {
+            hak_free(blocks[i]);
+            held_now--;
+        }
+    }
+    uint64_t grows = resizes;
+    for (int i = 0; i < 8; i++)
+        hak_collect(0); /* shrinks, each between two stores too */
+    hooked_heap = NULL;
+    print_message("%llu resizes (%llu growths), %llu miscounted\n", (unsigned long long)resizes,
+                  (unsigned long long)grows, (unsigned long long)miscounts);
+    assert_true(grows >= 2 && resizes > grows);
+    assert_int_equal(miscounts, 0);
+    hak_heap_destroy(h);
+    free(blocks);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grows_to_its_bound_and_halves_at_collect),
         cmocka_unit_test(test_stats_count_cached_blocks_while_growing),
+        cmocka_unit_test(test_stats_mid_resize_count_right),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
