@@ -18,9 +18,9 @@ const uint16_t hak_tcache_initial[HAK_CLASS_COUNT] = {
     TC(128), TCQ(128), TCQ(256), TCQ(512), TCQ(1024), TCQ(2048), TCQ(4096),
 };
 
-/* A cache grows up to 2048 blocks and 64 KiB (never below its starting size): one slab's worth, the bytes
- * the classes of 1 KiB and up held already, so a class's cached bytes are never above the first design's
- * largest, and a thread's stay below 64 KiB per tiny class. It shrinks down to 16 blocks. */
+/* A cache grows up to 2048 blocks and 64 KiB (never below its starting size): one slab's worth, the bound
+ * the classes of 1 KiB and up had already, so growth gives no class more than 64 KiB of cached blocks (the
+ * 5-8 KiB classes keep their 16 blocks) and a thread at most 64 KiB per tiny class. */
 #define TC_MAX_BLOCKS 2048u
 #define TCM_(b, t)                                                                                           \
     ((TC_BYTES / (b)) > TC_MAX_BLOCKS ? TC_MAX_BLOCKS : (TC_BYTES / (b)) < (t) ? (t) : (TC_BYTES / (b)))
@@ -30,12 +30,12 @@ const uint16_t hak_tcache_max[HAK_CLASS_COUNT] = {
     TCM(16),  TCM(32),   TCM(48),   TCM(64),   TCM(80),    TCM(96),    TCM(112),
     TCM(128), TCMQ(128), TCMQ(256), TCMQ(512), TCMQ(1024), TCMQ(2048), TCMQ(4096),
 };
-#define TCF(b) 16u
-#define TCFQ(b) 16u, 16u, 16u, 16u
-const uint16_t hak_tcache_floor[HAK_CLASS_COUNT] = {
-    TCF(16),  TCF(32),   TCF(48),   TCF(64),   TCF(80),    TCF(96),    TCF(112),
-    TCF(128), TCFQ(128), TCFQ(256), TCFQ(512), TCFQ(1024), TCFQ(2048), TCFQ(4096),
-};
+#define TC_FLOOR 16u
+
+/* The smallest capacity of class cls: 16 blocks, 0 for a class without cache. */
+static uint32_t tc_floor(unsigned cls) {
+    return hak_tcache_initial[cls] < TC_FLOOR ? hak_tcache_initial[cls] : TC_FLOOR;
+}
 
 /* Growth: two refills from the spans with the cache empty since the class's last change double it. Idle
  * shrink, without a timer: the thread's slow allocations are the clock; a class grown beyond its starting
@@ -118,13 +118,13 @@ static void tcache_resize(hak_theap_t *th, unsigned cls, uint32_t limit) {
 
 static void tcache_halve(hak_theap_t *th, unsigned cls) {
     uint32_t half = th->tc_limit[cls] / 2u;
-    tcache_resize(th, cls, half > hak_tcache_floor[cls] ? half : hak_tcache_floor[cls]);
+    tcache_resize(th, cls, half > tc_floor(cls) ? half : tc_floor(cls));
 }
 
 void hak_tcache_flush(hak_theap_t *th) {
     for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
         tcache_empty(th, c);
-        if (th->tc_limit[c] > hak_tcache_floor[c])
+        if (th->tc_limit[c] > tc_floor(c))
             tcache_halve(th, c);
     }
 }

@@ -13,9 +13,8 @@
 #include "tiny/theap.h"
 
 /* The cache of class cls starts with room for hak_tcache_initial[cls] blocks (0: no cache) and adapts
- * between hak_tcache_floor[cls] and hak_tcache_max[cls] (tcache.c); th->tc_limit[cls] is the current size. */
+ * between 16 and hak_tcache_max[cls] (tcache.c); th->tc_limit[cls] is the current size. */
 extern HAK_HIDDEN const uint16_t hak_tcache_initial[HAK_CLASS_COUNT];
-extern HAK_HIDDEN const uint16_t hak_tcache_floor[HAK_CLASS_COUNT];
 extern HAK_HIDDEN const uint16_t hak_tcache_max[HAK_CLASS_COUNT];
 
 /* room has one writer, the owner, and statistics read it from other threads. On x86-64 one instruction
