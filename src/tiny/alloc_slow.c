@@ -69,12 +69,15 @@ void *hak_tiny_alloc_slow(hak_theap_t *th, unsigned cls) {
         }
     }
     hak_tiny_count(&th->counts.alloc_slow, 1);
-    hak_tcache_on_refill(th, cls);
+    hak_tcache_on_slow(th, cls);
+    hak_span_t *was = th->direct[cls];
     bool scanned_remote = false;
     for (;;) {
         hak_span_t *s = hak_avail_first(th, cls);
         while (s != NULL) {
             if (slab_refill(th, s)) {
+                if (s != was && s->used != 0) /* blocks freed into another span: a bigger cache keeps them */
+                    hak_tcache_on_miss(th, cls);
                 if (s != hak_avail_first(th, cls)) {
                     hak_avail_remove(th, s);
                     hak_avail_push_front(th, s);

@@ -37,7 +37,8 @@ static uint32_t tc_floor(unsigned cls) {
     return hak_tcache_initial[cls] < TC_FLOOR ? hak_tcache_initial[cls] : TC_FLOOR;
 }
 
-/* Growth: two refills from the spans with the cache empty since the class's last change double it. Idle
+/* Growth: two refills from spans other than the current one (blocks freed there because the cache was
+ * full; not fresh spans nor carving) with the cache empty since the class's last change double it. Idle
  * shrink, without a timer: the thread's slow allocations are the clock; a class grown beyond its starting
  * size that did not refill during one epoch of them halves (not below its starting size). A flush
  * (hak_collect, memory pressure) halves every cache, down to 16 blocks. */
@@ -129,15 +130,18 @@ void hak_tcache_flush(hak_theap_t *th) {
     }
 }
 
-void hak_tcache_on_refill(hak_theap_t *th, unsigned cls) {
-    _Static_assert(HAK_CLASS_COUNT <= 64, "tc_active has a bit per class");
-    th->tc_active |= 1ull << cls;
+void hak_tcache_on_miss(hak_theap_t *th, unsigned cls) {
     /* the fast path comes here only with the cache empty */
     if (th->tc_head[cls] == NULL && th->tc_limit[cls] < hak_tcache_max[cls] &&
         ++th->tc_misses[cls] >= TC_GROW_MISSES) {
         uint32_t twice = 2u * th->tc_limit[cls];
         tcache_resize(th, cls, twice < hak_tcache_max[cls] ? twice : hak_tcache_max[cls]);
     }
+}
+
+void hak_tcache_on_slow(hak_theap_t *th, unsigned cls) {
+    _Static_assert(HAK_CLASS_COUNT <= 64, "tc_active has a bit per class");
+    th->tc_active |= 1ull << cls;
     if (th->counts.alloc_slow % TC_IDLE_EPOCH != 0)
         return;
     for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)

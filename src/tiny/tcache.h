@@ -68,8 +68,11 @@ void hak_tcache_init(hak_theap_t *th);
 /* Returns every cached block of th to its span (owner thread only). Spans may become empty and be freed.
  * Every cache grown beyond its starting size halves (hak_collect, memory pressure, thread exit). */
 void hak_tcache_flush(hak_theap_t *th);
-/* The allocation slow path of class cls (owner thread, real thread heap): grows the class's cache when it
- * keeps refilling from the spans with the cache empty, and shrinks the caches of classes that sat idle. */
-void hak_tcache_on_refill(hak_theap_t *th, unsigned cls);
+/* The allocation slow path of class cls (owner thread, real thread heap): shrinks the caches of classes
+ * that sat idle. */
+void hak_tcache_on_slow(hak_theap_t *th, unsigned cls);
+/* The slow path of class cls refilled from a span other than the current one, which holds blocks the owner
+ * freed when its cache was full: grows the cache when that happens often. */
+void hak_tcache_on_miss(hak_theap_t *th, unsigned cls);
 
 #endif

@@ -5,7 +5,7 @@
  * thread only. */
 #include "hakmem_test.h"
 
-enum { ROUNDS = 6, BLOCKS = 12000, TC_CAP_BLOCKS = 2048, TC_CAP_BYTES = 65536, TC_FLOOR = 16 };
+enum { ROUNDS = 6, MAX_ROUNDS = 64, BLOCKS = 12000, TC_CAP_BLOCKS = 2048, TC_CAP_BYTES = 65536, TC_FLOOR = 16 };
 
 void hak_test_hook_tcache_resize(void); /* the library's weak no-op, replaced here */
 
@@ -36,10 +36,11 @@ static uint32_t bound(uint32_t start, size_t bs) {
     return b > start ? b : start;
 }
 
-/* Allocates BLOCKS blocks (the cache empties, then every page carved and every span taken is a refill)
- * and frees them, ROUNDS times, checking after each round that the capacity stays within its bound. */
+/* Allocates BLOCKS blocks and frees them, round after round (the cache overflows into the spans, and the
+ * next round's allocations empty it and refill from those spans), until the capacity reaches its bound or
+ * MAX_ROUNDS, checking after each round that it stays within the bound. */
 static void refill_heavy(hak_heap_t *h, size_t bs, int cls, uint32_t start, void **blocks) {
-    for (int r = 0; r < ROUNDS; r++) {
+    for (int r = 0; r < MAX_ROUNDS && capacity(h, cls) < bound(start, bs); r++) {
         for (int i = 0; i < BLOCKS; i++) {
             blocks[i] = hak_heap_alloc(h, bs);
             assert_non_null(blocks[i]);
