@@ -5,7 +5,14 @@
  * thread only. */
 #include "hakmem_test.h"
 
-enum { ROUNDS = 6, MAX_ROUNDS = 64, BLOCKS = 12000, TC_CAP_BLOCKS = 2048, TC_CAP_BYTES = 65536, TC_FLOOR = 16 };
+enum {
+    ROUNDS = 6,
+    MAX_ROUNDS = 64,
+    BLOCKS = 12000,
+    TC_CAP_BLOCKS = 2048,
+    TC_CAP_BYTES = 65536,
+    TC_FLOOR = 16
+};
 
 void hak_test_hook_tcache_resize(void); /* the library's weak no-op, replaced here */
 
@@ -157,11 +164,49 @@ static void test_stats_mid_resize_count_right(void **state) {
     free(blocks);
 }
 
+/* A grown class that sits idle while the thread's other classes reach the slow path halves back towards its
+ * starting size, and no further. */
+static void test_idle_class_shrinks_to_its_start(void **state) {
+    (void)state;
+    enum { IDLE_EPOCH = 1024, BIG = 1024, BIG_MAX = 20000 };
+    void **blocks = calloc((size_t)BIG_MAX + BLOCKS, sizeof *blocks);
+    assert_non_null(blocks);
+    hak_heap_t *h = hak_heap_create(NULL);
+    assert_non_null(h);
+    size_t bs = 32;
+    hak_free(hak_heap_alloc(h, bs));
+    hak_stats_t st = ht_stats(h);
+    int cls = ht_class_index(&st, bs);
+    assert_true(cls >= 0);
+    uint32_t start = st.tcache_capacity[cls];
+    refill_heavy(h, bs, cls, start, blocks);
+    uint32_t grown = capacity(h, cls);
+    assert_true(grown > start);
+    /* slow allocations of another class only: fresh 1 KiB blocks, a page carved every few of them */
+    uint64_t slow0 = ht_stats(h).alloc_slow;
+    int n = 0;
+    while (n < BIG_MAX && ht_stats(h).alloc_slow - slow0 < 4 * IDLE_EPOCH) {
+        for (int i = 0; i < 64 && n < BIG_MAX; i++)
+            blocks[n++] = hak_heap_alloc(h, BIG);
+    }
+    uint32_t idle = capacity(h, cls);
+    print_message("32 B class: %u -> %u (start %u) after %llu slow allocations of another class\n", grown,
+                  idle, start, (unsigned long long)(ht_stats(h).alloc_slow - slow0));
+    assert_true(ht_stats(h).alloc_slow - slow0 >= 4 * IDLE_EPOCH);
+    assert_true(idle < grown);
+    assert_true(idle >= start);
+    for (int i = 0; i < n; i++)
+        hak_free(blocks[i]);
+    hak_heap_destroy(h);
+    free(blocks);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grows_to_its_bound_and_halves_at_collect),
         cmocka_unit_test(test_stats_count_cached_blocks_while_growing),
         cmocka_unit_test(test_stats_mid_resize_count_right),
+        cmocka_unit_test(test_idle_class_shrinks_to_its_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
