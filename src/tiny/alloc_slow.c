@@ -69,6 +69,7 @@ void *hak_tiny_alloc_slow(hak_theap_t *th, unsigned cls) {
         }
     }
     hak_tiny_count(&th->counts.alloc_slow, 1);
+    hak_theap_flush_if_requested(th);
     hak_tcache_on_slow(th, cls);
     hak_span_t *was = th->direct[cls];
     bool scanned_remote = false;

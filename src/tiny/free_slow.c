@@ -68,6 +68,7 @@ void hak_tiny_free_settle(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s) {
         hak_span_unfull(th, s);
     if (s->used == 0 && th->direct[s->cls] != s)
         hak_theap_span_free(th, ss, s);
+    hak_theap_flush_if_requested(th); /* last: the flush may free spans, s among them */
 }
 
 /* b is a free block already: a double free (reported). */
@@ -83,6 +84,7 @@ void hak_tiny_free_owner(hak_theap_t *th, hak_superslab_t *ss, hak_span_t *s, ha
     hak_tiny_count(&th->counts.free_slow, 1);
     if (double_free(th, s, b))
         return;
+    hak_theap_flush_if_requested(th);
     if (hak_tcache_push(th, s->cls, b))
         return;
     /* A full cache (a burst of frees): straight to the span, in line, since bursts send every free here;

@@ -85,9 +85,12 @@ static hak_superslab_t *adopt_one(hak_theap_t *th) {
 static bool charge_span(hak_theap_t *th, size_t bytes) {
     if (hak_quota_charge(th->arena->quota, bytes))
         return true;
+    /* Other threads' caches may hold the quota: they give it back at their next slow path (an idle thread
+     * keeps its cache until then). What needs no owner is done now, and the charge tried once more. */
+    hak_tiny_arena_request_flush(th->arena);
     hak_tiny_arena_settle_abandoned(th->arena);
     hak_theap_collect_remote(th);
-    hak_tcache_flush(th);
+    hak_theap_flush_requested(th);
     return hak_quota_charge(th->arena->quota, bytes);
 }
 

@@ -29,6 +29,7 @@ hak_theap_t *hak_theap_create(hak_tiny_arena_t *arena) {
     hak_tcache_init(th);
     th->arena = arena;
     th->tid = hak_thread_id();
+    th->flush_requested = false;
     hak_lock(&arena->lock);
     hak_list_push_front(&arena->theaps, &th->link);
     hak_unlock(&arena->lock);
@@ -155,4 +156,16 @@ void hak_theap_release_empty(hak_theap_t *th) {
                 th->direct[s->cls] = hak_avail_first(th, s->cls);
         }
     }
+}
+
+void hak_tiny_arena_request_flush(hak_tiny_arena_t *arena) {
+    hak_lock(&arena->lock);
+    for (hak_list_node_t *l = arena->theaps.first; l != NULL; l = l->next)
+        __atomic_store_n(&hak_list_entry(l, hak_theap_t, link)->flush_requested, true, __ATOMIC_RELAXED);
+    hak_unlock(&arena->lock);
+}
+
+void hak_theap_flush_requested(hak_theap_t *th) {
+    __atomic_store_n(&th->flush_requested, false, __ATOMIC_RELAXED); /* before: a new request is kept */
+    hak_tcache_flush(th);
 }

@@ -77,8 +77,11 @@ typedef struct hak_theap_s {
     hak_list_t avail[HAK_CLASS_COUNT];   /* spans with free blocks (or room to extend), direct first */
     hak_list_t superslabs;               /* owned SuperSlabs (arena lock) */
     hak_tiny_arena_t *arena;
-    uintptr_t tid;            /* the owner's hak_thread_id(); 0 for a placeholder */
-    hak_list_node_t link;     /* in arena->theaps */
+    uintptr_t tid;        /* the owner's hak_thread_id(); 0 for a placeholder */
+    hak_list_node_t link; /* in arena->theaps */
+    /* Atomic, set by any thread whose charge the arena's quota refused: the owner flushes its cache at its
+     * next slow path (hak_theap_flush_if_requested), giving back the quota of the spans that empties. */
+    bool flush_requested;
     hak_tiny_counts_t counts; /* after the fast paths' fields: they keep their offsets */
     /* Adaptive thread cache (tiny/tcache.c): per class the capacity (owner writes, statistics read), the
      * refills with the cache empty since the last change, and the classes that refilled this idle epoch. */
@@ -124,6 +127,16 @@ void hak_tiny_arena_orphan_others(hak_tiny_arena_t *arena, uintptr_t survivor);
 /* hak_collect for the calling thread: flushes its cache, collects remote frees and gives back every empty
  * span, including the current one of each class. */
 void hak_theap_release_empty(hak_theap_t *th);
+/* A charge was refused: asks every thread heap of the arena to flush its cache at its next slow path (takes
+ * the arena lock). */
+void hak_tiny_arena_request_flush(hak_tiny_arena_t *arena);
+/* Clears th's request and flushes its cache (the owner). */
+void hak_theap_flush_requested(hak_theap_t *th);
+/* Slow paths of the owner: flushes th's cache if another thread asked for it. */
+static inline void hak_theap_flush_if_requested(hak_theap_t *th) {
+    if (hak_unlikely(__atomic_load_n(&th->flush_requested, __ATOMIC_RELAXED)))
+        hak_theap_flush_requested(th);
+}
 /* Collects remote frees into the arena's abandoned SuperSlabs and gives back the spans and SuperSlabs that
  * turned out empty (takes the arena lock). */
 void hak_tiny_arena_settle_abandoned(hak_tiny_arena_t *arena);
