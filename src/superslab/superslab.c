@@ -56,7 +56,7 @@ hak_span_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsign
     hak_span_t *s = &ss->spans[i];
     size_t bytes = hak_span_bytes(i, n);
     for (unsigned k = 1; k < n; k++)
-        hak_store_relaxed(&ss->span_back[i + k], (uint8_t)k);
+        hak_store_relaxed(&ss->span_first[i + k], (uint8_t)i);
     s->free = NULL;
     s->local_free = NULL;
     hak_list_node_clear(&s->link);
@@ -65,7 +65,6 @@ hak_span_t *hak_ss_span_init(hak_superslab_t *ss, unsigned i, unsigned n, unsign
     hak_store_relaxed(&s->remote_pending, 0);
     hak_store_relaxed(&s->flags, 0);
     hak_store_relaxed(&s->cls, (uint8_t)cls);
-    hak_store_relaxed(&ss->span_back[i], 0);
     hak_store_relaxed(&s->span_slabs, (uint8_t)n);
     hak_store_relaxed(&s->block_size, (uint32_t)block_size);
     hak_store_relaxed(&s->capacity, 0);
@@ -83,7 +82,7 @@ void hak_ss_span_release(hak_superslab_t *ss, hak_span_t *s) {
     unsigned i = hak_span_index(ss, s), n = s->span_slabs;
     for (unsigned k = 0; k < n; k++) {
         hak_span_t *d = &ss->spans[i + k];
-        hak_store_relaxed(&ss->span_back[i + k], 0);
+        hak_store_relaxed(&ss->span_first[i + k], (uint8_t)(i + k));
         hak_store_relaxed(&d->span_slabs, 0);
         hak_store_relaxed(&d->block_size, 0);
         hak_store_relaxed(&d->capacity, 0);
@@ -188,12 +187,18 @@ static hak_superslab_t *remap_bare_locked(void) {
     return ss;
 }
 
+/* Every slab free: each is its own span's first slab. */
+static void span_first_reset(hak_superslab_t *ss) {
+    for (unsigned i = 0; i < HAK_SLABS_PER_SS; i++)
+        ss->span_first[i] = (uint8_t)i;
+}
+
 static void header_reset(hak_superslab_t *ss) {
     /* Descriptors of free slabs are already clean (hak_ss_span_release): only spans still in use (a heap
      * destroyed with live blocks) need clearing, which keeps create/destroy cycles cheap. */
     for (uint32_t used = ~ss->free_mask; used != 0; used &= used - 1)
         memset(&ss->spans[__builtin_ctz(used)], 0, sizeof ss->spans[0]);
-    memset(ss->span_back, 0, sizeof ss->span_back);
+    span_first_reset(ss);
     ss->free_mask = HAK_SS_ALL_FREE;
     ss->purged_mask = 0;
     ss->idle_mask = 0;
@@ -233,6 +238,7 @@ hak_superslab_t *hak_ss_acquire(bool *resident, bool *mapped) {
         return NULL;
     }
     ss->free_mask = HAK_SS_ALL_FREE; /* fresh memory is zero: everything else already is */
+    span_first_reset(ss);
     hak_region_set(ss, HAK_REGION_SUPERSLAB);
     /* No block is handed out yet: all of it is no-access. */
     hak_track_noaccess((uint8_t *)ss + HAK_SS_HEADER_SIZE, HAK_SS_SIZE - HAK_SS_HEADER_SIZE);

@@ -60,9 +60,10 @@ typedef struct hak_superslab_s {
     /* The first cache line holds what every free reads. */
     uintptr_t owner_tid; /* thread id of the owner, 0 when abandoned or cached (atomic access) */
     struct hak_theap_s *owner;
-    /* Per slab: its index minus its span's first index (0 for the first and for free slabs). Kept here,
-     * not in the descriptors, so a free into a multi-slab span reads one descriptor, not two. */
-    uint8_t span_back[HAK_SLABS_PER_SS];
+    /* Per slab: the index of its span's first slab, whose descriptor holds the span (the slab's own index
+     * for a free slab). Kept here, not in the descriptors, so a free into a multi-slab span reads one
+     * descriptor, not two; the index itself, not an offset back, so the lookup is a load and an address. */
+    uint8_t span_first[HAK_SLABS_PER_SS];
     struct hak_tiny_arena_s *arena; /* the owning heap's slab tier, NULL while cached (atomic access) */
     hak_list_node_t link; /* in its thread heap's list, its arena's abandoned list, or the global cache */
     uint32_t free_mask;   /* bit i set = slab i is free (owner writes, relaxed) */
@@ -88,7 +89,7 @@ static inline hak_superslab_t *hak_ss_of(const void *p) { return (hak_superslab_
 /* Descriptor of the span that holds p (p must be inside a SuperSlab). */
 static inline hak_span_t *hak_span_of(hak_superslab_t *ss, const void *p) {
     uintptr_t i = ((uintptr_t)p - (uintptr_t)ss) >> HAK_SLAB_SHIFT;
-    return &ss->spans[i - hak_load_relaxed(&ss->span_back[i])];
+    return &ss->spans[hak_load_relaxed(&ss->span_first[i])];
 }
 
 static inline unsigned hak_span_index(hak_superslab_t *ss, hak_span_t *s) {

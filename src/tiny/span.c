@@ -205,7 +205,7 @@ void hak_theap_collect_remote(hak_theap_t *th) {
             unsigned i = (unsigned)__builtin_ctz(m);
             m &= m - 1;
             hak_span_t *s = &ss->spans[i];
-            if (s->span_slabs == 0 || ss->span_back[i] != 0)
+            if (s->span_slabs == 0 || ss->span_first[i] != i)
                 continue; /* stale notification: the span was freed or re-carved meanwhile */
             if (hak_theap_span_settle(th, ss, s))
                 break;
