@@ -33,11 +33,7 @@ static void *thread_a(void *arg) {
 
 static void test_limit_flushes_other_threads_caches(void **state) {
     (void)state;
-    hak_heap_options_t opts;
-    memset(&opts, 0, sizeof opts);
-    opts.limit_bytes = 1 << 20;
-    opts.name = "quota-flush";
-    heap = hak_heap_create(&opts);
+    heap = hak_heap_create(&(hak_heap_options_t){.limit_bytes = 1 << 20, .name = "quota-flush"});
     assert_non_null(heap);
     ht_barrier_init(&step, 2);
     pthread_t a;

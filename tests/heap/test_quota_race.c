@@ -36,11 +36,7 @@ static void *second(void *arg) {
 
 static void test_refused_charge_never_fails_one_that_fits(void **state) {
     (void)state;
-    hak_heap_options_t opts;
-    memset(&opts, 0, sizeof opts);
-    opts.limit_bytes = 1 << 20;
-    opts.name = "quota-race";
-    heap = hak_heap_create(&opts);
+    heap = hak_heap_create(&(hak_heap_options_t){.limit_bytes = 1 << 20, .name = "quota-race"});
     assert_non_null(heap);
     ht_barrier_init(&hook_barrier, 2);
     pthread_t t;

@@ -36,6 +36,15 @@ static const size_t sizes[] = {16, 32, 64, 128, 256, 1024, 4096};
 
 static uint32_t capacity(hak_heap_t *h, int cls) { return ht_stats(h).tcache_capacity[cls]; }
 
+/* Makes this thread's heap for h exist (its caches at their starting size) and returns the class of bs. */
+static int start_class(hak_heap_t *h, size_t bs) {
+    hak_free(hak_heap_alloc(h, bs));
+    hak_stats_t st = ht_stats(h);
+    int cls = ht_class_index(&st, bs);
+    assert_true(cls >= 0);
+    return cls;
+}
+
 /* The largest capacity a class may reach: 2048 blocks and 64 KiB, or its starting size if that is more. */
 static uint32_t bound(uint32_t start, size_t bs) {
     uint32_t by_bytes = (uint32_t)(TC_CAP_BYTES / bs);
@@ -67,11 +76,8 @@ static void test_grows_to_its_bound_and_halves_at_collect(void **state) {
         size_t bs = sizes[k];
         hak_heap_t *h = hak_heap_create(NULL);
         assert_non_null(h);
-        hak_free(hak_heap_alloc(h, bs)); /* this thread's heap for h exists: its caches have their start */
-        hak_stats_t st = ht_stats(h);
-        int cls = ht_class_index(&st, bs);
-        assert_true(cls >= 0);
-        uint32_t start = st.tcache_capacity[cls];
+        int cls = start_class(h, bs);
+        uint32_t start = capacity(h, cls);
         assert_true(start >= TC_FLOOR);
         refill_heavy(h, bs, cls, start, blocks);
         uint32_t grown = capacity(h, cls);
@@ -102,11 +108,9 @@ static void test_stats_count_cached_blocks_while_growing(void **state) {
     hak_heap_t *h = hak_heap_create(NULL);
     assert_non_null(h);
     size_t bs = 32;
-    hak_free(hak_heap_alloc(h, bs));
-    hak_stats_t st = ht_stats(h);
-    int cls = ht_class_index(&st, bs);
-    assert_true(cls >= 0);
-    uint32_t start = st.tcache_capacity[cls], last = start;
+    int cls = start_class(h, bs);
+    uint32_t start = capacity(h, cls), last = start;
+    hak_stats_t st;
     for (int r = 0; r < ROUNDS; r++) {
         for (int i = 0; i < BLOCKS; i++)
             blocks[i] = hak_heap_alloc(h, bs);
@@ -137,10 +141,7 @@ static void test_stats_mid_resize_count_right(void **state) {
     hak_heap_t *h = hak_heap_create(NULL);
     assert_non_null(h);
     size_t bs = 16;
-    hak_free(hak_heap_alloc(h, bs));
-    hak_stats_t st = ht_stats(h);
-    hooked_cls = ht_class_index(&st, bs);
-    assert_true(hooked_cls >= 0);
+    hooked_cls = start_class(h, bs);
     hooked_heap = h;
     for (int r = 0; r < ROUNDS; r++) {
         for (int i = 0; i < BLOCKS; i++) {
@@ -174,11 +175,8 @@ static void test_idle_class_shrinks_to_its_start(void **state) {
     hak_heap_t *h = hak_heap_create(NULL);
     assert_non_null(h);
     size_t bs = 32;
-    hak_free(hak_heap_alloc(h, bs));
-    hak_stats_t st = ht_stats(h);
-    int cls = ht_class_index(&st, bs);
-    assert_true(cls >= 0);
-    uint32_t start = st.tcache_capacity[cls];
+    int cls = start_class(h, bs);
+    uint32_t start = capacity(h, cls);
     refill_heavy(h, bs, cls, start, blocks);
     uint32_t grown = capacity(h, cls);
     assert_true(grown > start);
